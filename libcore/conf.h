@@ -1,0 +1,73 @@
+/* Configuration: libconfig files validated against a table before any
+ * program starts. Every error is one line "FILE:LINE: KEY: expected ...";
+ * the caller exits with EPSEC_EX_CONFIG. All libconfig calls live in conf.c. */
+#ifndef EPSEC_CONF_H
+#define EPSEC_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <libconfig.h>
+
+#define EPSEC_EX_CONFIG 78 /* sysexits.h EX_CONFIG */
+
+enum epsec_conf_type {
+	EPSEC_CONF_INT,      /* int, within [min, max] */
+	EPSEC_CONF_BOOL,     /* bool */
+	EPSEC_CONF_STRING,   /* const char * (owned by the config_t) */
+	EPSEC_CONF_URI,      /* string "scheme://rest" with a known scheme form */
+	EPSEC_CONF_CHOICE,   /* string that must be one of `choices`; stored as int index */
+	EPSEC_CONF_STRLIST,  /* array/list of strings -> struct epsec_strlist */
+	EPSEC_CONF_URILIST,  /* array/list of URIs -> struct epsec_strlist */
+	EPSEC_CONF_GROUP,    /* const config_setting_t * (validated by someone else) */
+	EPSEC_CONF_LIST,     /* const config_setting_t * of a list of groups */
+};
+
+struct epsec_strlist {
+	size_t n;
+	const char **v; /* malloc'd array, strings owned by the config_t */
+};
+
+struct epsec_conf_key {
+	const char *name;
+	enum epsec_conf_type type;
+	bool required;
+	size_t offset;                /* into the program's settings struct */
+	long min, max;                /* EPSEC_CONF_INT */
+	const char *const *choices;   /* EPSEC_CONF_CHOICE, NULL-terminated */
+};
+
+struct epsec_conf {
+	config_t cfg;
+	char *path;
+};
+
+/* Read `path` and fill `out` from `schema` (terminated by a {NULL} entry).
+ * Keys absent from the file keep the values already in `out` (defaults).
+ * Unknown keys, wrong types, out-of-range values, bad URIs and missing
+ * required keys are each reported (all of them, not just the first) and
+ * make it return -EINVAL. A file that cannot be read or parsed: -EINVAL
+ * with the libconfig message. `conf` must be freed with epsec_conf_free
+ * even on failure. */
+int epsec_conf_load(struct epsec_conf *conf, const char *path,
+		    const struct epsec_conf_key *schema, void *out);
+void epsec_conf_free(struct epsec_conf *conf);
+
+/* Validate a group against a schema (for nested groups and plugins). */
+int epsec_conf_apply(const config_setting_t *group, const struct epsec_conf_key *schema,
+		     void *out);
+
+/* "FILE:LINE: KEY: <fmt>" at error level; returns -EINVAL. */
+int epsec_conf_error(const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Refuse keys of `group` missing from `allowed` (NULL-terminated). */
+int epsec_conf_check_keys(const config_setting_t *group, const char *const *allowed);
+
+/* Split "scheme://rest". 0, or -EINVAL when it is not a URI. The scheme is
+ * copied into `scheme` (at most `len` bytes with NUL); *rest points into uri. */
+int epsec_uri_split(const char *uri, char *scheme, size_t len, const char **rest);
+
+/* Parse "allow"/"deny" style policy etc. through CHOICE; helpers for
+ * reading only a few keys again later (the agent re-reads DEBUG_*). */
+int epsec_conf_peek_int(const char *path, const char *key, int *value);
+
+#endif

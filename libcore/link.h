@@ -1,0 +1,48 @@
+/* A connection to a peer over whatever transport its URI names, speaking
+ * epsec messages. The link layer owns the transport plugin handle, adds the
+ * loop watch, decodes incoming messages (dropping hostile peers after an
+ * ERROR), and encodes outgoing ones. One loop thread per link. */
+#ifndef EPSEC_LINK_H
+#define EPSEC_LINK_H
+
+#include <stdbool.h>
+#include <libconfig.h>
+#include "loop.h"
+#include "msg.h"
+
+struct epsec_conn;
+
+/* Called for each valid message; the callee owns `m`. */
+typedef void (*epsec_conn_msg_fn)(struct epsec_conn *c, epsec_msg *m, void *arg);
+/* Called once when the connection is gone (closed by peer, error, or
+ * dropped for a bad message); the connection is freed after it returns. */
+typedef void (*epsec_conn_close_fn)(struct epsec_conn *c, int reason, void *arg);
+/* A new peer on a listener. Return 0 to keep it (after setting callbacks
+ * with epsec_conn_set_handlers), negative to refuse. */
+typedef int (*epsec_conn_accept_fn)(struct epsec_conn *c, void *arg);
+
+struct epsec_listener;
+
+/* `peer_role`: the role peers on this endpoint must have (what they may
+ * send). */
+int epsec_listen(struct epsec_loop *loop, const char *uri, const config_setting_t *opts,
+		 enum epsec_role peer_role, epsec_conn_accept_fn on_accept, void *arg,
+		 struct epsec_listener **out);
+void epsec_listener_close(struct epsec_listener *l);
+
+int epsec_connect(struct epsec_loop *loop, const char *uri, const config_setting_t *opts,
+		  enum epsec_role peer_role, struct epsec_conn **out);
+void epsec_conn_set_handlers(struct epsec_conn *c, epsec_conn_msg_fn on_msg,
+			     epsec_conn_close_fn on_close, void *arg);
+/* 0, or negative errno (-ENOBUFS: peer not reading). */
+int epsec_conn_send(struct epsec_conn *c, const epsec_msg *m);
+/* Send ERROR(code, text) then drop the connection (on_close runs). */
+void epsec_conn_reject(struct epsec_conn *c, uint32_t code, const char *why);
+/* Close without callback. */
+void epsec_conn_close(struct epsec_conn *c);
+const char *epsec_conn_peer(const struct epsec_conn *c);
+const char *epsec_conn_uri(const struct epsec_conn *c);
+void epsec_conn_set_data(struct epsec_conn *c, void *data);
+void *epsec_conn_get_data(const struct epsec_conn *c);
+
+#endif

@@ -1,0 +1,34 @@
+/* The wire protocol: libcore/epsec.proto compiled by protobuf-c, wrapped
+ * so the rest of epsec speaks in envelopes and roles. Decoding checks the
+ * semantics, not just the bytes: a message that parses but makes no sense
+ * (no body, missing ids, wrong role) is refused here. */
+#ifndef EPSEC_MSG_H
+#define EPSEC_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "epsec.pb-c.h"
+
+typedef Epsec__Envelope epsec_msg;
+
+enum epsec_role {
+	EPSEC_ROLE_AGENT = EPSEC__ROLE__ROLE_AGENT,
+	EPSEC_ROLE_MUX = EPSEC__ROLE__ROLE_MUX,
+	EPSEC_ROLE_SVA = EPSEC__ROLE__ROLE_SVA,
+	EPSEC_ROLE_CTL = EPSEC__ROLE__ROLE_CTL,
+};
+
+/* Decode one message received from a peer of `sender_role`. 0 and *out
+ * (free with epsec_msg_free), -EBADMSG unparseable or semantically
+ * invalid, -EPERM a type that role may not send. */
+int epsec_msg_decode(const void *buf, size_t len, enum epsec_role sender_role, epsec_msg **out);
+void epsec_msg_free(epsec_msg *m);
+/* Pack into a malloc'd buffer. 0 or -ENOMEM / -EMSGSIZE. */
+int epsec_msg_encode(const epsec_msg *m, void **buf, size_t *len);
+/* May `role` send a message with this body? */
+bool epsec_msg_allowed(enum epsec_role role, Epsec__Envelope__BodyCase body);
+const char *epsec_msg_name(Epsec__Envelope__BodyCase body);
+const char *epsec_role_name(enum epsec_role role);
+
+#endif
