@@ -51,6 +51,8 @@ struct epsec_conf {
 int epsec_conf_load(struct epsec_conf *conf, const char *path,
 		    const struct epsec_conf_key *schema, void *out);
 void epsec_conf_free(struct epsec_conf *conf);
+/* Lists filled by EPSEC_CONF_STRLIST/URILIST belong to the caller. */
+void epsec_strlist_free(struct epsec_strlist *l);
 
 /* Validate a group against a schema (for nested groups and plugins). */
 int epsec_conf_apply(const config_setting_t *group, const struct epsec_conf_key *schema,

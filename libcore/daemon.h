@@ -1,0 +1,33 @@
+/* What every epsec daemon does the same way: command line (-c FILE, -f, -v,
+ * -h), version line, detaching, and signals turned into loop events through
+ * a signalfd (so no handler runs in a random thread). */
+#ifndef EPSEC_DAEMON_H
+#define EPSEC_DAEMON_H
+
+#include <stdbool.h>
+#include "loop.h"
+
+struct epsec_daemon {
+	const char *program;    /* "vsep" */
+	const char *conf_path;  /* -c, or the default */
+	bool foreground;        /* -f */
+};
+
+/* Parse argv. -v prints the version line and exits 0; -h prints usage and
+ * exits 0; a bad option prints usage and exits 64 (EX_USAGE). */
+void epsec_daemon_args(struct epsec_daemon *d, int argc, char **argv, const char *program,
+		       const char *default_conf);
+/* "vsep 0.1.0 (build g1234abc)" on stdout. */
+void epsec_daemon_print_version(const char *program);
+
+typedef void (*epsec_daemon_hup_fn)(void *arg);
+/* Block SIGTERM/SIGINT/SIGHUP in every thread (call before creating any),
+ * ignore SIGPIPE. */
+int epsec_daemon_block_signals(void);
+/* Detach unless foreground (fork, setsid, stdio to /dev/null), then route
+ * SIGTERM/SIGINT to epsec_loop_stop and SIGHUP to on_hup (may be NULL)
+ * through a signalfd watched by `loop`. */
+int epsec_daemon_start(struct epsec_daemon *d, struct epsec_loop *loop,
+		       epsec_daemon_hup_fn on_hup, void *arg);
+
+#endif
