@@ -1,0 +1,641 @@
+/* Configuration: the only file that calls libconfig. A program's whole file
+ * is checked against a table before anything starts, and every mistake in
+ * it is reported (one line each, "FILE:LINE: KEY: expected ...") at once. */
+#include "config.h"
+#include "conf.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+#define EPSEC_LOG_SRC "conf"
+
+#define URI_HINT "a URI such as unix:///run/epsec/mux.sock or tcp://HOST:PORT"
+#define UNIX_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
+
+/* ------------------------------------------------------------ locations */
+
+/* "engine[0].action": names joined by dots, list elements as [i]. */
+static void setting_path(const config_setting_t *s, char *buf, size_t len)
+{
+	const config_setting_t *parent = config_setting_parent(s);
+	size_t used;
+
+	buf[0] = '\0';
+	if (!parent)
+		return;
+	setting_path(parent, buf, len);
+	used = strlen(buf);
+	if (config_setting_name(s))
+		snprintf(buf + used, len - used, "%s%s", used ? "." : "", config_setting_name(s));
+	else
+		snprintf(buf + used, len - used, "[%d]", config_setting_index(s));
+}
+
+/* libconfig names an included file as the @include line wrote it, though
+ * it opened it in the include directory: name the file that was read. */
+static const char *display_file(const config_t *cfg, const char *file, char *buf, size_t len)
+{
+	const char *main_file = cfg->num_filenames > 0 ? cfg->filenames[0] : NULL;
+
+	if (!file || file[0] == '/' || !config_get_include_dir(cfg) ||
+	    (main_file && !strcmp(file, main_file)))
+		return file;
+	snprintf(buf, len, "%s/%s", config_get_include_dir(cfg), file);
+	return buf;
+}
+
+/* Settings read from a file know it; failing that (a root group read from
+ * a string), libconfig's first file name is the main file. */
+static const char *setting_file(const config_setting_t *s, char *buf, size_t len)
+{
+	const config_t *cfg = s->config;
+
+	for (; s; s = config_setting_parent(s))
+		if (config_setting_source_file(s))
+			return display_file(cfg, config_setting_source_file(s), buf, len);
+	if (cfg && cfg->num_filenames > 0 && cfg->filenames[0])
+		return cfg->filenames[0];
+	return "(config)";
+}
+
+static unsigned setting_line(const config_setting_t *s)
+{
+	unsigned line = config_setting_source_line(s);
+
+	return line ? line : 1;
+}
+
+/* One error line about `s`, or about its member `child` when that is what
+ * is missing (then the location is the enclosing group's). */
+static int vreport(const config_setting_t *s, const char *child, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static int vreport(const config_setting_t *s, const char *child, const char *fmt, va_list ap)
+{
+	char key[512], what[1024], file[PATH_MAX];
+	size_t used;
+
+	vsnprintf(what, sizeof(what), fmt, ap);
+	if (!s) {
+		/* A plugin reporting on its absent (NULL) options group. */
+		epsec_log(EPSEC_LOG_ERR, EPSEC_LOG_SRC, "%s%s%s", child ? child : "",
+			  child ? ": " : "", what);
+		return -EINVAL;
+	}
+	setting_path(s, key, sizeof(key));
+	if (child) {
+		used = strlen(key);
+		snprintf(key + used, sizeof(key) - used, "%s%s", used ? "." : "", child);
+	}
+	if (key[0])
+		epsec_log(EPSEC_LOG_ERR, EPSEC_LOG_SRC, "%s:%u: %s: %s",
+			  setting_file(s, file, sizeof(file)), setting_line(s), key, what);
+	else
+		epsec_log(EPSEC_LOG_ERR, EPSEC_LOG_SRC, "%s:%u: %s",
+			  setting_file(s, file, sizeof(file)), setting_line(s), what);
+	return -EINVAL;
+}
+
+int epsec_conf_error(const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = vreport(s, NULL, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static int report_missing(const config_setting_t *group, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int report_missing(const config_setting_t *group, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = vreport(group, key, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* ------------------------------------------------------------ URIs */
+
+int epsec_uri_split(const char *uri, char *scheme, size_t len, const char **rest)
+{
+	size_t n = 0;
+
+	if (!uri || !(uri[0] >= 'a' && uri[0] <= 'z'))
+		return -EINVAL;
+	while ((uri[n] >= 'a' && uri[n] <= 'z') || (uri[n] >= '0' && uri[n] <= '9') ||
+	       uri[n] == '+' || uri[n] == '.' || uri[n] == '-')
+		n++;
+	if (strncmp(uri + n, "://", 3) != 0)
+		return -EINVAL;
+	if (scheme) {
+		if (n >= len)
+			return -ENAMETOOLONG;
+		memcpy(scheme, uri, n);
+		scheme[n] = '\0';
+	}
+	if (rest)
+		*rest = uri + n + 3;
+	return 0;
+}
+
+/* A decimal number in [lo, hi] filling all of s[0..n). */
+static bool number_in(const char *s, size_t n, unsigned long long lo, unsigned long long hi)
+{
+	unsigned long long v = 0;
+
+	if (n == 0 || n > 10)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	return v >= lo && v <= hi;
+}
+
+static bool all_of(const char *s, size_t n, const char *set)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr(set, s[i]) || s[i] == '\0')
+			return false;
+	return true;
+}
+
+#define DIGITS "0123456789"
+#define HEX DIGITS "abcdefABCDEF"
+#define NAME_CHARS DIGITS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-_"
+
+/* HOST:PORT with HOST = *, IPv4, a name, or [v6]. */
+static bool tcp_address_ok(const char *a)
+{
+	const char *colon = strrchr(a, ':');
+	size_t hlen;
+
+	if (!colon || !number_in(colon + 1, strlen(colon + 1), 1, 65535))
+		return false;
+	hlen = (size_t)(colon - a);
+	if (hlen == 1 && a[0] == '*')
+		return true;
+	if (hlen > 2 && a[0] == '[' && a[hlen - 1] == ']')
+		return all_of(a + 1, hlen - 2, HEX ":.");
+	return all_of(a, hlen, NAME_CHARS);
+}
+
+/* CID:PORT, CID a number or any/host/local (vsock and vmci). */
+static bool cid_address_ok(const char *a)
+{
+	const char *colon = strchr(a, ':');
+	size_t clen;
+
+	if (!colon || !number_in(colon + 1, strlen(colon + 1), 0, UINT32_MAX - 1))
+		return false;
+	clen = (size_t)(colon - a);
+	if ((clen == 3 && !strncmp(a, "any", 3)) || (clen == 4 && !strncmp(a, "host", 4)) ||
+	    (clen == 5 && !strncmp(a, "local", 5)))
+		return true;
+	return number_in(a, clen, 0, UINT32_MAX);
+}
+
+static bool uri_ok(const char *uri)
+{
+	char scheme[32];
+	const char *rest;
+
+	if (epsec_uri_split(uri, scheme, sizeof(scheme), &rest) < 0)
+		return false;
+	if (!strcmp(scheme, "unix"))
+		return rest[0] == '/' && rest[1] != '\0' && strlen(rest) < UNIX_PATH_MAX;
+	if (!strcmp(scheme, "tcp"))
+		return tcp_address_ok(rest);
+	if (!strcmp(scheme, "vsock") || !strcmp(scheme, "vmci"))
+		return cid_address_ok(rest);
+	return rest[0] != '\0';
+}
+
+/* ------------------------------------------------------------ key checks */
+
+/* Names of the allowed keys, from a plain list or from a schema. */
+struct key_names {
+	const char *const *list;
+	const struct epsec_conf_key *schema;
+};
+
+static const char *key_name_at(const struct key_names *k, size_t i)
+{
+	return k->list ? k->list[i] : k->schema[i].name;
+}
+
+static bool key_known(const struct key_names *k, const char *name)
+{
+	for (size_t i = 0; key_name_at(k, i); i++)
+		if (!strcmp(key_name_at(k, i), name))
+			return true;
+	return false;
+}
+
+static void key_list(const struct key_names *k, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; key_name_at(k, i) && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+					 key_name_at(k, i));
+}
+
+static int check_members(const config_setting_t *group, const struct key_names *k)
+{
+	char names[768];
+	int ret = 0;
+
+	for (int i = 0; i < config_setting_length(group); i++) {
+		const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
+
+		if (key_known(k, config_setting_name(m)))
+			continue;
+		key_list(k, names, sizeof(names));
+		ret = names[0] ? epsec_conf_error(m, "unknown key; expected one of: %s", names)
+			       : epsec_conf_error(m, "unknown key; this group takes no keys");
+	}
+	return ret;
+}
+
+int epsec_conf_check_keys(const config_setting_t *group, const char *const *allowed)
+{
+	static const char *const none[] = { NULL };
+	struct key_names k = { .list = allowed ? allowed : none };
+
+	if (!group)
+		return 0;
+	if (!config_setting_is_group(group))
+		return epsec_conf_error(group, "expected a group such as { key = value; }");
+	return check_members(group, &k);
+}
+
+/* ------------------------------------------------------------ values */
+
+static void choice_list(const char *const *choices, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; choices && choices[i] && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", choices[i]);
+}
+
+/* What a key of this kind should look like, for "expected ..." lines. */
+static void describe(const struct epsec_conf_key *key, char *buf, size_t len)
+{
+	char list[512];
+
+	switch (key->type) {
+	case EPSEC_CONF_INT:
+		if (key->min == 0 && key->max == 0)
+			snprintf(buf, len, "an integer");
+		else
+			snprintf(buf, len, "an integer %ld..%ld", key->min, key->max);
+		return;
+	case EPSEC_CONF_BOOL:
+		snprintf(buf, len, "true or false");
+		return;
+	case EPSEC_CONF_STRING:
+		snprintf(buf, len, "a string");
+		return;
+	case EPSEC_CONF_URI:
+		snprintf(buf, len, URI_HINT);
+		return;
+	case EPSEC_CONF_CHOICE:
+		choice_list(key->choices, list, sizeof(list));
+		snprintf(buf, len, "one of: %s", list);
+		return;
+	case EPSEC_CONF_STRLIST:
+		snprintf(buf, len, "a list of strings such as [ \"a\", \"b\" ]");
+		return;
+	case EPSEC_CONF_URILIST:
+		snprintf(buf, len, "a list of URIs such as [ \"unix:///run/epsec/mux.sock\" ]");
+		return;
+	case EPSEC_CONF_GROUP:
+		snprintf(buf, len, "a group such as { key = value; }");
+		return;
+	case EPSEC_CONF_LIST:
+		snprintf(buf, len, "a list of groups such as ( { key = value; } )");
+		return;
+	}
+	snprintf(buf, len, "a known type");
+}
+
+static int bad_type(const config_setting_t *s, const struct epsec_conf_key *key)
+{
+	char what[640];
+
+	describe(key, what, sizeof(what));
+	return epsec_conf_error(s, "expected %s", what);
+}
+
+static bool is_int(const config_setting_t *s)
+{
+	return config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64;
+}
+
+static int apply_int(const config_setting_t *s, const struct epsec_conf_key *key, int *out)
+{
+	long long v;
+	long lo = key->min, hi = key->max;
+
+	if (!is_int(s))
+		return bad_type(s, key);
+	/* libconfig silently wraps a big value without the L suffix: only
+	 * 64-bit (INT64) values can be range-checked beyond int. */
+	v = config_setting_get_int64(s);
+	if (lo == 0 && hi == 0) {
+		lo = INT_MIN;
+		hi = INT_MAX;
+	}
+	if (v < lo || v > hi || v < INT_MIN || v > INT_MAX)
+		return epsec_conf_error(s, "expected an integer %ld..%ld, got %lld", lo, hi, v);
+	*out = (int)v;
+	return 0;
+}
+
+static int apply_choice(const config_setting_t *s, const struct epsec_conf_key *key, int *out)
+{
+	char list[512];
+	const char *v;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return bad_type(s, key);
+	v = config_setting_get_string(s);
+	for (int i = 0; key->choices && key->choices[i]; i++) {
+		if (!strcmp(key->choices[i], v)) {
+			*out = i;
+			return 0;
+		}
+	}
+	choice_list(key->choices, list, sizeof(list));
+	return epsec_conf_error(s, "expected one of: %s, got \"%s\"", list, v);
+}
+
+static int apply_uri(const config_setting_t *s, const struct epsec_conf_key *key, const char **out)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return bad_type(s, key);
+	if (!uri_ok(config_setting_get_string(s)))
+		return epsec_conf_error(s, "expected " URI_HINT ", got \"%s\"",
+					config_setting_get_string(s));
+	*out = config_setting_get_string(s);
+	return 0;
+}
+
+static bool is_sequence(const config_setting_t *s)
+{
+	return config_setting_is_array(s) || config_setting_is_list(s);
+}
+
+/* Every element is checked (and reported) before anything is stored. */
+static int apply_strlist(const config_setting_t *s, const struct epsec_conf_key *key,
+			 struct epsec_strlist *out)
+{
+	int n, ret = 0;
+	const char **v;
+
+	if (!is_sequence(s))
+		return bad_type(s, key);
+	n = config_setting_length(s);
+	if (key->required && n == 0)
+		return epsec_conf_error(s, "expected at least one entry");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			ret = epsec_conf_error(e, "expected a string");
+		else if (key->type == EPSEC_CONF_URILIST && !uri_ok(config_setting_get_string(e)))
+			ret = epsec_conf_error(e, "expected " URI_HINT ", got \"%s\"",
+					       config_setting_get_string(e));
+	}
+	if (ret < 0)
+		return ret;
+	v = calloc((size_t)n + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++)
+		v[i] = config_setting_get_string_elem(s, i);
+	epsec_strlist_free(out);
+	out->n = (size_t)n;
+	out->v = v;
+	return 0;
+}
+
+static int apply_groups(const config_setting_t *s, const struct epsec_conf_key *key,
+			const config_setting_t **out)
+{
+	int n, ret = 0;
+
+	if (key->type == EPSEC_CONF_GROUP) {
+		if (!config_setting_is_group(s))
+			return bad_type(s, key);
+		*out = s;
+		return 0;
+	}
+	if (!config_setting_is_list(s))
+		return bad_type(s, key);
+	n = config_setting_length(s);
+	if (key->required && n == 0)
+		return epsec_conf_error(s, "expected at least one { ... } group");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+		if (!config_setting_is_group(e))
+			ret = epsec_conf_error(e, "expected a group such as { key = value; }");
+	}
+	if (ret == 0)
+		*out = s;
+	return ret;
+}
+
+static int apply_key(const config_setting_t *s, const struct epsec_conf_key *key, void *out)
+{
+	char *field = (char *)out + key->offset;
+
+	switch (key->type) {
+	case EPSEC_CONF_INT:
+		return apply_int(s, key, (int *)field);
+	case EPSEC_CONF_BOOL:
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			return bad_type(s, key);
+		*(bool *)field = config_setting_get_bool(s);
+		return 0;
+	case EPSEC_CONF_STRING:
+		if (config_setting_type(s) != CONFIG_TYPE_STRING)
+			return bad_type(s, key);
+		*(const char **)field = config_setting_get_string(s);
+		return 0;
+	case EPSEC_CONF_URI:
+		return apply_uri(s, key, (const char **)field);
+	case EPSEC_CONF_CHOICE:
+		return apply_choice(s, key, (int *)field);
+	case EPSEC_CONF_STRLIST:
+	case EPSEC_CONF_URILIST:
+		return apply_strlist(s, key, (struct epsec_strlist *)field);
+	case EPSEC_CONF_GROUP:
+	case EPSEC_CONF_LIST:
+		return apply_groups(s, key, (const config_setting_t **)field);
+	}
+	return epsec_conf_error(s, "expected a known type (schema error)");
+}
+
+static int apply_missing(const config_setting_t *group, const struct epsec_conf_key *key)
+{
+	char what[640];
+
+	describe(key, what, sizeof(what));
+	return report_missing(group, key->name, "missing required key; expected %s", what);
+}
+
+int epsec_conf_apply(const config_setting_t *group, const struct epsec_conf_key *schema,
+		     void *out)
+{
+	struct key_names k = { .schema = schema };
+	int ret = 0, r;
+
+	if (group && !config_setting_is_group(group))
+		return epsec_conf_error(group, "expected a group such as { key = value; }");
+	if (group)
+		ret = check_members(group, &k);
+	for (const struct epsec_conf_key *key = schema; key->name; key++) {
+		const config_setting_t *s = group ? config_setting_get_member(group, key->name) : NULL;
+
+		r = s ? apply_key(s, key, out) : key->required ? apply_missing(group, key) : 0;
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	return ret;
+}
+
+void epsec_strlist_free(struct epsec_strlist *l)
+{
+	if (!l)
+		return;
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* ------------------------------------------------------------ files */
+
+/* libconfig reports a missing file as "file I/O error" with no name and
+ * resolves @include against the CWD: check the file first, and point
+ * includes at the file's own directory. Returns 0, an errno, or -1 when
+ * libconfig refused the text (its message is in cfg). */
+static int read_config(config_t *cfg, const char *path)
+{
+	struct stat st;
+	char *copy;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		return errno;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		return EISDIR;
+	}
+	fclose(f);
+	copy = strdup(path);
+	if (!copy)
+		return ENOMEM;
+	config_set_include_dir(cfg, dirname(copy));
+	free(copy);
+	return config_read_file(cfg, path) == CONFIG_TRUE ? 0 : -1;
+}
+
+int epsec_conf_load(struct epsec_conf *conf, const char *path,
+		    const struct epsec_conf_key *schema, void *out)
+{
+	char where[PATH_MAX];
+	int err;
+
+	memset(conf, 0, sizeof(*conf));
+	config_init(&conf->cfg);
+	conf->path = strdup(path);
+	if (!conf->path)
+		return -ENOMEM;
+	err = read_config(&conf->cfg, path);
+	if (err < 0) {
+		const char *file = config_error_file(&conf->cfg);
+
+		if (!file || !strcmp(file, path))
+			file = path;
+		else
+			file = display_file(&conf->cfg, file, where, sizeof(where));
+		EPSEC_ERR("%s:%d: %s", file,
+			  config_error_line(&conf->cfg), config_error_text(&conf->cfg));
+		return -EINVAL;
+	}
+	if (err) {
+		EPSEC_ERR("%s: cannot read: %s", path, strerror(err));
+		return -EINVAL;
+	}
+	return epsec_conf_apply(config_root_setting(&conf->cfg), schema, out);
+}
+
+void epsec_conf_free(struct epsec_conf *conf)
+{
+	/* config_destroy zeroes the config_t, so a second call is harmless. */
+	if (config_root_setting(&conf->cfg))
+		config_destroy(&conf->cfg);
+	free(conf->path);
+	conf->path = NULL;
+}
+
+/* Quiet on purpose: the agent calls it every few seconds and keeps its
+ * current settings when the file is briefly broken. */
+int epsec_conf_peek_int(const char *path, const char *key, int *value)
+{
+	config_t cfg;
+	const config_setting_t *s;
+	long long v;
+	int err, ret = 0;
+
+	config_init(&cfg);
+	err = read_config(&cfg, path);
+	if (err) {
+		ret = err < 0 ? -EINVAL : -err;
+		goto out;
+	}
+	s = config_lookup(&cfg, key);
+	if (!s) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (!is_int(s)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	v = config_setting_get_int64(s);
+	if (v < INT_MIN || v > INT_MAX) {
+		ret = -ERANGE;
+		goto out;
+	}
+	*value = (int)v;
+out:
+	config_destroy(&cfg);
+	return ret;
+}
