@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <epsec/version.h>
@@ -191,4 +194,46 @@ int epsec_daemon_start(struct epsec_daemon *d, struct epsec_loop *loop,
 	sig.on_hup = on_hup;
 	sig.arg = arg;
 	return watch_signals(loop);
+}
+
+/* The sd_notify protocol is one datagram to $NOTIFY_SOCKET: a few lines of
+ * our own instead of a dependency on libsystemd. */
+static void sd_notify_send(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract namespace */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, len) < 0)
+		EPSEC_DBG("sd_notify %s: %s", state, strerror(errno));
+	close(fd);
+}
+
+static void watchdog_pet(struct epsec_loop *loop, void *arg)
+{
+	(void)loop;
+	(void)arg;
+	sd_notify_send("WATCHDOG=1");
+}
+
+void epsec_daemon_ready(struct epsec_loop *loop)
+{
+	const char *usec = getenv("WATCHDOG_USEC");
+	unsigned long long interval = usec ? strtoull(usec, NULL, 10) : 0;
+
+	sd_notify_send("READY=1");
+	/* Petting from the loop means a wedged loop stops the petting, and
+	 * systemd restarts the daemon: the watchdog watches what matters. */
+	if (interval >= 2000)
+		epsec_loop_add_timer(loop, (unsigned)(interval / 2000), watchdog_pet, NULL);
 }

@@ -30,4 +30,9 @@ int epsec_daemon_block_signals(void);
 int epsec_daemon_start(struct epsec_daemon *d, struct epsec_loop *loop,
 		       epsec_daemon_hup_fn on_hup, void *arg);
 
+/* Tell systemd (Type=notify) that start-up is complete, and from then on
+ * pet its watchdog from `loop` when WatchdogSec is set. A no-op outside
+ * systemd. Call once the daemon serves. */
+void epsec_daemon_ready(struct epsec_loop *loop);
+
 #endif
