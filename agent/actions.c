@@ -1,0 +1,72 @@
+/* Actions on files the SVA found infected after a write: delete (only if
+ * the path still names the inode that was scanned), quarantine later
+ * (issue 3). Deny needs nothing here: the write already happened. */
+#include "config.h"
+#include "actions.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define EPSEC_LOG_SRC "action"
+
+const char *vsep_action_name(enum vsep_action act)
+{
+	switch (act) {
+	case VSEP_ACT_ALLOW:
+		return "allow";
+	case VSEP_ACT_DENY:
+		return "deny";
+	case VSEP_ACT_DELETE:
+		return "delete";
+	case VSEP_ACT_QUARANTINE:
+		return "quarantine";
+	}
+	return "?";
+}
+
+/* The path may have been renamed over since the event; unlinking it then
+ * would delete someone else's file. */
+static int delete_file(const char *path, dev_t dev, ino_t ino, const char *signature)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0) {
+		EPSEC_WARN("not deleting %s (%s): %s", path, signature, strerror(errno));
+		return -errno;
+	}
+	if (st.st_dev != dev || st.st_ino != ino) {
+		EPSEC_WARN("not deleting %s (%s): the path now names another file", path, signature);
+		return -ESTALE;
+	}
+	if (unlink(path) < 0) {
+		EPSEC_ERR("cannot delete %s (%s): %s", path, signature, strerror(errno));
+		return -errno;
+	}
+	EPSEC_WARN("deleted %s: %s", path, signature);
+	return 0;
+}
+
+int vsep_action_apply(enum vsep_action act, const char *path, dev_t dev, ino_t ino,
+		      const char *signature)
+{
+	if (!signature)
+		signature = "infected";
+	switch (act) {
+	case VSEP_ACT_ALLOW:
+		return 0;
+	case VSEP_ACT_DENY:
+		EPSEC_WARN("%s: %s (action deny: file left in place)", path, signature);
+		return 0;
+	case VSEP_ACT_DELETE:
+		return delete_file(path, dev, ino, signature);
+	case VSEP_ACT_QUARANTINE:
+		EPSEC_WARN("%s: %s: quarantine not supported yet, denying/leaving the file",
+			   path, signature);
+		return -ENOTSUP;
+	}
+	return -EINVAL;
+}

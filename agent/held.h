@@ -1,0 +1,45 @@
+/* Held events: every event sent to the mux waits here, by req_id, until its
+ * verdict, an ERROR, its deadline, a disconnect or shutdown ends it. Every
+ * event ends in vsep_event_end, held or not: the one place where a
+ * permission event gets its answer and its fd is closed. */
+#ifndef VSEP_HELD_H
+#define VSEP_HELD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include "vsep.h"
+
+struct vsep_outcome {
+	enum vsep_action action;
+	enum vsep_why why;
+	const char *engine;    /* from the verdict, or NULL */
+	const char *signature; /* from the verdict, or NULL */
+};
+
+/* `capacity` bounds the events held at once (they each hold an fd). */
+int vsep_held_init(int fanfd, size_t capacity, unsigned timeout_ms);
+/* Call after vsep_held_drain, once nothing can add any more. */
+void vsep_held_fini(void);
+
+/* End an event that is not in the table: answer it (permission events)
+ * BEFORE anything is logged, close its fd, count it. */
+void vsep_event_end(const struct vsep_event *ev, bool allow, enum vsep_why why);
+
+/* Take ownership of ev (its fd stays open until the event ends). `path`
+ * is copied. 0 and *req_id, -ENOSPC when full, -ENOMEM. */
+int vsep_held_add(const struct vsep_event *ev, const struct stat *st, const char *path,
+		  uint64_t *req_id);
+/* End the held event req_id with this outcome (close_write: apply the
+ * action first). 0, or -ENOENT when no such event is held (any more). */
+int vsep_held_resolve(uint64_t req_id, const struct vsep_outcome *o);
+/* pread the held event's file. Bytes read, or -errno (-ENOENT: unknown). */
+ssize_t vsep_held_pread(uint64_t req_id, void *buf, size_t len, uint64_t offset);
+/* End every event whose deadline has passed by `policy` (VSEP_WHY_TIMEOUT). */
+void vsep_held_sweep(uint64_t now_ms, int policy);
+/* End every held event by `policy`. */
+void vsep_held_drain(int policy, enum vsep_why why);
+size_t vsep_held_count(void);
+
+#endif

@@ -1,0 +1,96 @@
+/* What every part of vsep shares: its settings (vsep.conf), the shape of
+ * one fanotify event while the agent owns it, how events end, and the
+ * counters `epsecctl status` shows. */
+#ifndef VSEP_H
+#define VSEP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "conf.h"
+
+/* on_timeout / on_disconnect: the index into the schema's choice list. */
+enum vsep_policy {
+	VSEP_POLICY_ALLOW = 0,
+	VSEP_POLICY_DENY = 1,
+};
+
+struct vsep_settings {
+	int debug_level;
+	int debug_dest;
+	const char *id;
+	const char *control;
+	const char *plugin_dir;
+	const char *mux;
+	struct epsec_strlist protect;
+	struct epsec_strlist exclude_paths;
+	int scan_timeout_ms;
+	int on_timeout;    /* enum vsep_policy */
+	int on_disconnect; /* enum vsep_policy */
+	int inline_bytes;
+	int workers;
+	int queue_size;
+};
+
+enum vsep_kind {
+	VSEP_KIND_OPEN,
+	VSEP_KIND_EXEC,
+	VSEP_KIND_CLOSE_WRITE,
+};
+
+/* One event from the kernel. `fd` is ours to close; for open/exec the
+ * opener waits in the kernel until we write exactly one answer. */
+struct vsep_event {
+	int fd;
+	pid_t pid;
+	enum vsep_kind kind;
+};
+
+static inline bool vsep_event_is_perm(const struct vsep_event *ev)
+{
+	return ev->kind != VSEP_KIND_CLOSE_WRITE;
+}
+
+/* What a verdict asks for (the wire's Action, without its NONE). */
+enum vsep_action {
+	VSEP_ACT_ALLOW,
+	VSEP_ACT_DENY,
+	VSEP_ACT_DELETE,
+	VSEP_ACT_QUARANTINE,
+};
+
+/* Why an event ended; each reason but VERDICT/SELF/EXCLUDED is a counter. */
+enum vsep_why {
+	VSEP_WHY_VERDICT,
+	VSEP_WHY_SELF,       /* our own pid */
+	VSEP_WHY_EXCLUDED,   /* exclude_paths, or not a regular file */
+	VSEP_WHY_TIMEOUT,    /* scan_timeout_ms passed, or the mux timed it out */
+	VSEP_WHY_DISCONNECT, /* no mux, or no SVA behind it */
+	VSEP_WHY_OVERLOAD,   /* queue or held table full, mux not reading */
+	VSEP_WHY_ERROR,      /* internal error */
+	VSEP_WHY_SHUTDOWN,
+};
+
+/* allowed/denied count every permission answer whatever its reason, and
+ * close_write verdicts (deny or quarantine count as denied). */
+struct vsep_counters {
+	atomic_ulong events;
+	atomic_ulong cache_hits;
+	atomic_ulong allowed;
+	atomic_ulong denied;
+	atomic_ulong deleted;
+	atomic_ulong timeouts;
+	atomic_ulong disconnected;
+	atomic_ulong errors;
+	atomic_ulong overload;
+};
+
+extern struct vsep_counters vsep_stats;
+
+static inline bool vsep_policy_allows(int policy)
+{
+	return policy == VSEP_POLICY_ALLOW;
+}
+
+#endif

@@ -1,0 +1,14 @@
+/* The threads between the kernel and the mux: one reader drains the
+ * fanotify group into bounded per-worker queues (a process's events stay on
+ * one worker), and workers turn each event into a held EVENT for the mux. */
+#ifndef VSEP_WORKERS_H
+#define VSEP_WORKERS_H
+
+#include "vsep.h"
+
+/* Starts the reader and s->workers workers on the fanotify group. */
+int vsep_workers_start(const struct vsep_settings *s, int fanfd);
+/* Stops and joins them; events still queued end by on_disconnect policy. */
+void vsep_workers_stop(void);
+
+#endif
