@@ -4,7 +4,37 @@
  *
  * Threads: one session may be shared by any number of worker threads;
  * every function here is thread-safe unless it says otherwise. A session
- * runs one network thread of its own. */
+ * runs one network thread of its own, which takes no process signals.
+ *
+ * Shape of an appliance (doc/libepsec.md has a complete one):
+ *
+ *   epsec_session_open(&cfg, &s);                  // main thread
+ *   for (;;) {                                     // each worker thread
+ *           int r = epsec_session_next(s, &ev, 500);
+ *           if (r == -ETIMEDOUT)
+ *                   continue;                      // (check a stop flag)
+ *           if (r < 0)
+ *                   break;                         // -ESHUTDOWN
+ *           struct epsec_file *f = epsec_event_file(ev);
+ *           ... f->pread(f, buf, len, off) ...
+ *           epsec_event_verdict(ev, EPSEC_ACTION_ALLOW, NULL, NULL, true);
+ *   }
+ *   epsec_session_close(s);                        // after joining workers
+ *
+ * Every event handed out must be answered exactly once with
+ * epsec_event_verdict, which also frees it. An event whose connection to
+ * the mux has dropped is answered by the mux (it re-dispatches it); its
+ * verdict just frees it.
+ *
+ * Plugins: libepsec.so carries its own transport plugin loader. The first
+ * epsec_session_open initializes it (with that config's plugin_dir), the
+ * last epsec_session_close releases it. (epsec-sva, built from the same
+ * sources, initializes the loader itself for its engines and tells the
+ * SDK so; a partner program has nothing to do.)
+ *
+ * The build identity "EPSEC_BUILD=<version> (<build>)" is embedded in
+ * libepsec.so, so `strings libepsec.so | grep BUILD` tells which SDK an
+ * appliance ships. */
 #ifndef EPSEC_EPSEC_H
 #define EPSEC_EPSEC_H
 
@@ -29,39 +59,70 @@ enum epsec_action {
 struct epsec_session;
 struct epsec_event;
 
+/* Everything is copied at open; the strings need not outlive the call. */
 struct epsec_session_config {
 	const char *mux_uri;   /* "tcp://127.0.0.1:48652", "unix:///run/epsec/sva.sock" */
-	const char *id;        /* this appliance's name in the mux's status */
+	const char *id;        /* this appliance's name in the mux's status;
+				* NULL or "" = "sva-<hostname>" */
 	const char *engines;   /* comma-separated, reported in HELLO */
 	uint64_t generation;   /* signature generation, travels in verdicts */
-	const char *plugin_dir; /* where transport plugins live; NULL = default */
+	const char *plugin_dir; /* where transport plugins live; NULL = default.
+				 * $EPSEC_PLUGIN_PATH is searched first. Only the
+				 * first session of a process sets it. */
 };
 
-/* Connect (and keep reconnecting) to the mux. Returns 0 or a negative errno. */
+/* Connect (and keep reconnecting) to the mux. Returns 0 or a negative errno:
+ * -EINVAL (no config or not a URI), -ENOENT (no transport plugin for the
+ * URI's scheme), -ENOMEM. Returns at once: the connection is made in the
+ * background, HELLO/WELCOME first, and re-made after every loss with a
+ * backoff from 100 ms up to 2 s; events flow only while connected.
+ * Call from the main thread (transport plugins load here; libltdl is not
+ * thread-safe) and after any fork(): the session's thread would not
+ * survive one. */
 int epsec_session_open(const struct epsec_session_config *cfg, struct epsec_session **out);
-/* Wait up to timeout_ms (-1 forever) for the next event. 0 and *ev set,
- * -ETIMEDOUT, or -ESHUTDOWN after epsec_session_close began. */
+/* Wait up to timeout_ms (-1 forever, 0 just looks) for the next event.
+ * 0 and *ev set, -ETIMEDOUT, or -ESHUTDOWN after epsec_session_close began.
+ * Events still queued when their connection drops are never handed out.
+ * Not to be called once epsec_session_close has returned. */
 int epsec_session_next(struct epsec_session *s, struct epsec_event **ev, int timeout_ms);
-/* Bump the signature generation reported in later verdicts. */
+/* Bump the signature generation reported in later verdicts (and in the
+ * HELLO of later reconnects); agents drop cached verdicts of older ones. */
 void epsec_session_set_generation(struct epsec_session *s, uint64_t generation);
 /* True while connected to a mux that welcomed us. */
 bool epsec_session_connected(struct epsec_session *s);
-/* Stops the network thread, fails pending reads; events not yet answered
- * are answered by the mux's policy. Not to be called concurrently with
- * itself. */
+/* Stops the network thread, fails pending reads (-ESHUTDOWN) and wakes
+ * epsec_session_next callers (-ESHUTDOWN); verdicts already given are sent
+ * first. Events not yet answered are answered by the mux's policy; threads
+ * still holding one may call epsec_event_verdict (it returns -ESHUTDOWN
+ * and frees the event): the session's memory lives until the last event
+ * is freed. Not to be called concurrently with itself; NULL is a no-op. */
 void epsec_session_close(struct epsec_session *s);
 
 /* The file behind an event, with a pread that uses the inline bytes and
  * asks the agent (READ/DATA through the mux) for the rest. Valid until
- * the event is answered. */
+ * the event is answered.
+ *
+ * file->pread(file, buf, len, off) fills as much of [off, off+len) as the
+ * file has (clipped to file->size; 0 at or past the end), splitting the
+ * rest into READs of at most 1 MiB, so engines need not loop. Errors:
+ * the agent's errno (-EACCES...), -ETIMEDOUT (no DATA within 10 s),
+ * -ECONNRESET (the connection to the mux dropped), -ESHUTDOWN (session
+ * closing). Bytes read before an error are returned first; the next call
+ * gets the error. Any number of threads may pread different events at
+ * once; one event is read by one thread at a time. */
 struct epsec_file *epsec_event_file(struct epsec_event *ev);
-/* Which agent sent it. */
+/* Which agent sent it; "" while the protocol does not tell SVAs (v1). */
 const char *epsec_event_agent(const struct epsec_event *ev);
-/* Answer the event and free it. engine/signature may be NULL for allow. */
+/* Answer the event and free it. engine/signature may be NULL for allow;
+ * cacheable lets the agent cache the verdict (false when an engine could
+ * not decide). 0: queued for the mux. -ECONNRESET: its connection is gone
+ * (the mux re-dispatches it); -ESHUTDOWN: the session is closing; -ENOMEM.
+ * In all those cases the event is freed. -EINVAL (NULL event or an action
+ * outside enum epsec_action): nothing happened, the event is still yours. */
 int epsec_event_verdict(struct epsec_event *ev, enum epsec_action action,
 			const char *engine, const char *signature, bool cacheable);
 
-/* "0.1.0 (build)" */
+/* "0.1.0 (build)": the SDK's version, as sent in HELLO. */
 const char *epsec_sdk_version(void);
 
 #ifdef __cplusplus

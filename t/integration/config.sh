@@ -66,7 +66,7 @@ cat >"$T/mux.conf" <<'EOC'
 agents = [ "unix:///tmp/m.sock" ];
 svas = [ "tcp://127.0.0.1:0x" ];
 EOC
-expect_conf_error "$MUX" "$T/mux.conf" 2 svas
+expect_conf_error "$MUX" "$T/mux.conf" 2 "svas[0]"
 
 cat >"$T/mux-unknown.conf" <<'EOC'
 agents = [ "unix:///tmp/m.sock" ];

@@ -1,0 +1,290 @@
+/* libepsec's events, on the worker side: the file an engine scans (inline
+ * bytes first, the rest pulled from the agent with READ/DATA through the
+ * mux) and the verdict that answers it. Workers only queue work; the
+ * network thread (session.c) sends it and completes their waits. */
+#include "config.h"
+#include <epsec/epsec.h>
+#include "sdk.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EPSEC_LOG_SRC "libepsec"
+
+int epsec_sva_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	int r;
+
+	pthread_condattr_init(&attr);
+	/* Deadlines must not jump with the wall clock. */
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	r = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return -r;
+}
+
+void epsec_sva_deadline(struct timespec *ts, int timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	if (timeout_ms <= 0)
+		return;
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+void epsec_sva_complete_wait(struct epsec_session *s, struct epsec_read_wait *w, ssize_t result)
+{
+	struct epsec_read_wait **p;
+
+	for (p = &s->waits; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	w->next = NULL;
+	w->result = result;
+	w->done = true;
+	pthread_cond_broadcast(w->cond);
+}
+
+void epsec_sva_fail_waits(struct epsec_session *s, uint64_t req_id, ssize_t err)
+{
+	struct epsec_read_wait *w = s->waits, *next;
+
+	for (; w; w = next) {
+		next = w->next;
+		if (req_id == 0 || w->req_id == req_id)
+			epsec_sva_complete_wait(s, w, err);
+	}
+}
+
+int epsec_sva_queue_op(struct epsec_session *s, struct epsec_out_op *op)
+{
+	if (s->closing)
+		return -ESHUTDOWN;
+	if (op->epoch != s->epoch)
+		return -ECONNRESET;
+	if (s->out_tail)
+		s->out_tail->next = op;
+	else
+		s->out_head = op;
+	s->out_tail = op;
+	return 0;
+}
+
+void epsec_sva_out_free(struct epsec_out_op *op)
+{
+	free(op->engine);
+	free(op->signature);
+	free(op);
+}
+
+/* ---------------------------------------------------------------- pread */
+
+static ssize_t wait_data(struct epsec_session *s, struct epsec_read_wait *w)
+{
+	struct timespec deadline;
+
+	epsec_sva_deadline(&deadline, EPSEC_SDK_READ_TIMEOUT_MS);
+	pthread_mutex_lock(&s->lock);
+	while (!w->done)
+		if (pthread_cond_timedwait(w->cond, &s->lock, &deadline) == ETIMEDOUT)
+			break;
+	if (!w->done)
+		epsec_sva_complete_wait(s, w, -ETIMEDOUT);
+	pthread_mutex_unlock(&s->lock);
+	return w->result;
+}
+
+static ssize_t remote_read(struct epsec_event *ev, void *buf, size_t len, uint64_t off)
+{
+	struct epsec_session *s = ev->s;
+	struct epsec_read_wait w = {
+		.req_id = ev->req_id, .offset = off, .buf = buf, .len = len, .cond = &ev->cond,
+	};
+	struct epsec_out_op *op = calloc(1, sizeof(*op));
+	int r;
+
+	if (!op)
+		return -ENOMEM;
+	op->kind = EPSEC__ENVELOPE__BODY_READ;
+	op->epoch = ev->epoch;
+	op->req_id = ev->req_id;
+	op->offset = off;
+	op->length = (uint32_t)len;
+	pthread_mutex_lock(&s->lock);
+	r = epsec_sva_queue_op(s, op);
+	if (r == 0) {
+		w.next = s->waits;
+		s->waits = &w;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		free(op);
+		return r;
+	}
+	epsec_sva_kick(s);
+	return wait_data(s, &w);
+}
+
+static ssize_t read_some(struct epsec_event *ev, uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t n;
+
+	if (off < ev->inline_len) {
+		n = ev->inline_len - (size_t)off;
+		n = n < len ? n : len;
+		memcpy(buf, ev->inline_data + off, n);
+		return (ssize_t)n;
+	}
+	return remote_read(ev, buf, len < EPSEC_SDK_READ_MAX ? len : EPSEC_SDK_READ_MAX, off);
+}
+
+/* Fills as much of the range as the file has: engines need not loop. An
+ * error after some bytes returns those bytes; the next call gets it. */
+static ssize_t event_pread(struct epsec_file *f, void *buf, size_t len, uint64_t off)
+{
+	struct epsec_event *ev = f->ctx;
+	size_t done = 0;
+	ssize_t n;
+
+	if (!buf && len)
+		return -EINVAL;
+	if (off >= f->size)
+		return 0;
+	if (len > f->size - off)
+		len = (size_t)(f->size - off);
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	while (done < len) {
+		n = read_some(ev, (uint8_t *)buf + done, len - done, off + done);
+		if (n <= 0)
+			return done ? (ssize_t)done : n;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void fill_file(struct epsec_event *ev, const Epsec__Event *e)
+{
+	struct epsec_file *f = &ev->file;
+
+	f->path = e->path ? e->path : "";
+	f->exe = e->exe ? e->exe : "";
+	/* The inline bytes are real even if the file grew past its stat. */
+	f->size = e->has_size ? e->size : 0;
+	if (f->size < ev->inline_len)
+		f->size = ev->inline_len;
+	f->dev = e->dev;
+	f->ino = e->ino;
+	f->mode = e->mode;
+	f->uid = e->uid;
+	f->pid = e->pid;
+	f->kind = (enum epsec_event_kind)e->kind;
+	f->pread = event_pread;
+	f->ctx = ev;
+}
+
+int epsec_sva_event_new(struct epsec_session *s, epsec_msg *m, struct epsec_event **out)
+{
+	const Epsec__Event *e = m->event;
+	struct epsec_event *ev = calloc(1, sizeof(*ev));
+
+	if (!ev)
+		return -ENOMEM;
+	if (epsec_sva_cond_init(&ev->cond) < 0) {
+		free(ev);
+		return -ENOMEM;
+	}
+	ev->s = s;
+	ev->msg = m;
+	ev->req_id = e->req_id;
+	if (e->has_inline_data) {
+		ev->inline_data = e->inline_data.data;
+		ev->inline_len = e->inline_data.len;
+	}
+	fill_file(ev, e);
+	pthread_mutex_lock(&s->lock);
+	s->refs++;
+	pthread_mutex_unlock(&s->lock);
+	*out = ev;
+	return 0;
+}
+
+void epsec_sva_event_free(struct epsec_event *ev)
+{
+	struct epsec_session *s = ev->s;
+
+	epsec_msg_free(ev->msg);
+	pthread_cond_destroy(&ev->cond);
+	free(ev);
+	epsec_sva_unref(s);
+}
+
+struct epsec_file *epsec_event_file(struct epsec_event *ev)
+{
+	return &ev->file;
+}
+
+const char *epsec_event_agent(const struct epsec_event *ev)
+{
+	/* Protocol 1 gives SVAs no agent identity: the mux keeps it. */
+	return "";
+}
+
+static int verdict_op(struct epsec_event *ev, enum epsec_action action, const char *engine,
+		      const char *signature, bool cacheable, struct epsec_out_op **out)
+{
+	struct epsec_out_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return -ENOMEM;
+	op->kind = EPSEC__ENVELOPE__BODY_VERDICT;
+	op->epoch = ev->epoch;
+	op->req_id = ev->req_id;
+	op->action = action;
+	op->cacheable = cacheable;
+	op->generation = atomic_load(&ev->s->generation);
+	op->engine = engine ? strdup(engine) : NULL;
+	op->signature = signature ? strdup(signature) : NULL;
+	if ((engine && !op->engine) || (signature && !op->signature)) {
+		epsec_sva_out_free(op);
+		return -ENOMEM;
+	}
+	*out = op;
+	return 0;
+}
+
+int epsec_event_verdict(struct epsec_event *ev, enum epsec_action action, const char *engine,
+			const char *signature, bool cacheable)
+{
+	struct epsec_session *s;
+	struct epsec_out_op *op = NULL;
+	int r;
+
+	if (!ev || action < EPSEC_ACTION_ALLOW || action > EPSEC_ACTION_QUARANTINE)
+		return -EINVAL;
+	s = ev->s;
+	r = verdict_op(ev, action, engine, signature, cacheable, &op);
+	if (r == 0) {
+		pthread_mutex_lock(&s->lock);
+		r = epsec_sva_queue_op(s, op);
+		pthread_mutex_unlock(&s->lock);
+		if (r < 0)
+			epsec_sva_out_free(op);
+		else
+			epsec_sva_kick(s);
+	}
+	epsec_sva_event_free(ev);
+	return r;
+}

@@ -1,0 +1,279 @@
+/* epsec-sva, the reference scanner appliance: checks its whole config,
+ * opens its engines, then connects to the mux through libepsec and runs N
+ * workers that scan each event with the engines in order. Everything that
+ * can fail is done before detaching, so the operator sees why. */
+#include "config.h"
+#include "sva.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "loop.h"
+#include "sdk.h"
+
+#define EPSEC_LOG_SRC "sva"
+
+#define PROGRAM "epsec-sva"
+#define WORKER_POLL_MS 250
+#define WORKERS_MAX 256
+
+static const struct epsec_conf_key schema[] = {
+	{ .name = "DEBUG_LEVEL", .type = EPSEC_CONF_INT,
+	  .offset = offsetof(struct sva_settings, debug_level), .min = 0, .max = 7 },
+	{ .name = "DEBUG_DEST", .type = EPSEC_CONF_INT,
+	  .offset = offsetof(struct sva_settings, debug_dest), .min = 1, .max = 3 },
+	{ .name = "id", .type = EPSEC_CONF_STRING, .offset = offsetof(struct sva_settings, id) },
+	{ .name = "control", .type = EPSEC_CONF_STRING,
+	  .offset = offsetof(struct sva_settings, control) },
+	{ .name = "plugin_dir", .type = EPSEC_CONF_STRING,
+	  .offset = offsetof(struct sva_settings, plugin_dir) },
+	{ .name = "mux", .type = EPSEC_CONF_URI, .required = true,
+	  .offset = offsetof(struct sva_settings, mux) },
+	{ .name = "workers", .type = EPSEC_CONF_INT,
+	  .offset = offsetof(struct sva_settings, workers), .min = 1, .max = WORKERS_MAX },
+	{ .name = "engine", .type = EPSEC_CONF_LIST, .required = true,
+	  .offset = offsetof(struct sva_settings, engine) },
+	{ .name = NULL },
+};
+
+static void settings_defaults(struct sva_settings *set)
+{
+	memset(set, 0, sizeof(*set));
+	set->debug_level = EPSEC_LOG_WARNING;
+	set->debug_dest = EPSEC_DEST_SYSLOG;
+	set->control = RUNSTATEDIR "/epsec/" PROGRAM ".ctl";
+	set->workers = 2;
+}
+
+static int resolve_id(struct sva *sva)
+{
+	char host[HOST_NAME_MAX + 1] = "localhost";
+
+	if (sva->set.id && sva->set.id[0]) {
+		sva->id = strdup(sva->set.id);
+		return sva->id ? 0 : -ENOMEM;
+	}
+	gethostname(host, sizeof(host) - 1);
+	return asprintf(&sva->id, "sva-%s", host) < 0 ? -ENOMEM : 0;
+}
+
+/* The whole file is checked, engines included, before anything starts. */
+static int configure(struct sva *sva, struct epsec_conf *conf, const char *path)
+{
+	int r;
+
+	settings_defaults(&sva->set);
+	r = epsec_conf_load(conf, path, schema, &sva->set);
+	/* A well-formed engine list is checked even when other keys are
+	 * wrong: the operator gets every mistake in one go. */
+	if (sva->set.engine && sva_engines_parse(sva->set.engine, &sva->engines) < 0)
+		r = -EINVAL;
+	if (r < 0)
+		return r;
+	epsec_log_set_level(sva->set.debug_level);
+	return resolve_id(sva);
+}
+
+/* The loader is ours (the engines need it before the session exists);
+ * the mux's transport is loaded here too, on the main thread. */
+static int load_plugins(struct sva *sva)
+{
+	const struct epsec_transport_plugin *t;
+	const char *rest;
+	char scheme[32];
+	int r;
+
+	r = epsec_loader_init(sva->set.plugin_dir);
+	if (r < 0)
+		return r;
+	epsec_sva_loader_external();
+	r = sva_engines_open(&sva->engines);
+	if (r < 0)
+		return r;
+	r = epsec_uri_split(sva->set.mux, scheme, sizeof(scheme), &rest);
+	if (r == 0)
+		r = epsec_loader_transport(scheme, &t);
+	return r == -ENOMEM ? r : r < 0 ? -EINVAL : 0;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+static void answer(struct sva *sva, struct epsec_event *ev)
+{
+	struct epsec_file *f = epsec_event_file(ev);
+	struct sva_outcome o;
+	char path[PATH_MAX];
+	int r;
+
+	sva_engines_scan(&sva->engines, f, &o);
+	atomic_fetch_add(&sva->scanned, 1);
+	if (o.errors)
+		atomic_fetch_add(&sva->errors, 1);
+	if (o.engine) {
+		atomic_fetch_add(&sva->found, 1);
+		snprintf(path, sizeof(path), "%s", f->path);
+	}
+	r = epsec_event_verdict(ev, o.action, o.engine, o.engine ? o.signature : NULL,
+				o.cacheable);
+	if (o.engine)
+		EPSEC_NOTICE("%s: %s found by %s, action %s", path, o.signature, o.engine,
+			     sva_action_name(o.action));
+	if (r < 0)
+		EPSEC_DBG("verdict not sent (%s): the mux re-dispatches the event",
+			  strerror(-r));
+}
+
+static void *worker_main(void *arg)
+{
+	struct sva *sva = arg;
+	struct epsec_event *ev;
+	int r;
+
+	while (!atomic_load(&sva->stop)) {
+		r = epsec_session_next(sva->session, &ev, WORKER_POLL_MS);
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r < 0)
+			break;
+		answer(sva, ev);
+	}
+	return NULL;
+}
+
+static int start_workers(struct sva *sva)
+{
+	int r;
+
+	sva->threads = calloc((size_t)sva->set.workers, sizeof(*sva->threads));
+	if (!sva->threads)
+		return -ENOMEM;
+	for (int i = 0; i < sva->set.workers; i++) {
+		r = pthread_create(&sva->threads[i], NULL, worker_main, sva);
+		if (r)
+			return -r;
+		sva->n_threads++;
+	}
+	return 0;
+}
+
+static void stop_workers(struct sva *sva)
+{
+	atomic_store(&sva->stop, true);
+	for (size_t i = 0; i < sva->n_threads; i++)
+		pthread_join(sva->threads[i], NULL);
+	free(sva->threads);
+	sva->threads = NULL;
+	sva->n_threads = 0;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static int open_session(struct sva *sva)
+{
+	struct epsec_session_config cfg = {
+		.mux_uri = sva->set.mux,
+		.id = sva->id,
+		.generation = sva->generation,
+		.plugin_dir = sva->set.plugin_dir,
+	};
+	char *names = sva_engines_names(&sva->engines);
+	int r;
+
+	if (!names)
+		return -ENOMEM;
+	cfg.engines = names;
+	r = epsec_session_open(&cfg, &sva->session);
+	free(names);
+	return r;
+}
+
+static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
+{
+	int r;
+
+	r = epsec_daemon_start(d, loop, NULL, NULL);
+	if (r < 0) {
+		EPSEC_ERR("cannot start: %s", strerror(-r));
+		return EXIT_FAILURE;
+	}
+	/* DEBUG_DEST=2 (to the host) is the agent's; here it means syslog. */
+	epsec_log_set_dest(sva->set.debug_dest == EPSEC_DEST_STDERR ? EPSEC_DEST_STDERR
+								     : EPSEC_DEST_SYSLOG);
+	r = open_session(sva);
+	if (r == 0)
+		r = start_workers(sva);
+	if (r < 0) {
+		EPSEC_ERR("cannot start: %s", strerror(-r));
+		return EXIT_FAILURE;
+	}
+	EPSEC_INFO("%s %s (%s) serving the mux at %s with %d workers", PROGRAM, EPSEC_VERSION,
+		   EPSEC_BUILD_ID, sva->set.mux, sva->set.workers);
+	epsec_loop_run(loop);
+	return EXIT_SUCCESS;
+}
+
+static void shut_down(struct sva *sva)
+{
+	stop_workers(sva);
+	epsec_session_close(sva->session);
+	sva->session = NULL;
+	sva_engines_close(&sva->engines);
+}
+
+static int start_failure(int r)
+{
+	return r == -ENOMEM ? EXIT_FAILURE : EPSEC_EX_CONFIG;
+}
+
+int main(int argc, char **argv)
+{
+	struct sva sva = { .generation = 1 };
+	struct epsec_daemon d;
+	struct epsec_conf conf = { .path = NULL };
+	struct epsec_loop *loop = NULL;
+	struct epsec_ctl *ctl = NULL;
+	int ret, r;
+
+	epsec_daemon_args(&d, argc, argv, PROGRAM, SYSCONFDIR "/epsec/" PROGRAM ".conf");
+	epsec_host_init(PROGRAM);
+	/* stderr until started: configuration errors must reach the operator. */
+	epsec_log_open(PROGRAM, EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
+	r = epsec_daemon_block_signals();
+	if (r == 0)
+		r = configure(&sva, &conf, d.conf_path);
+	if (r == 0)
+		r = load_plugins(&sva);
+	if (r < 0) {
+		ret = start_failure(r);
+		goto out;
+	}
+	ret = EXIT_FAILURE;
+	r = epsec_loop_new(&loop);
+	if (r == 0)
+		r = epsec_ctl_listen(loop, sva.set.control, sva_control, &sva, &ctl);
+	if (r < 0) {
+		EPSEC_ERR("control socket %s: %s", sva.set.control, strerror(-r));
+		goto out;
+	}
+	ret = run(&sva, &d, loop);
+out:
+	shut_down(&sva);
+	epsec_ctl_close(ctl);
+	if (loop)
+		epsec_loop_free(loop);
+	epsec_loader_exit();
+	epsec_conf_free(&conf);
+	free(sva.id);
+	return ret;
+}
