@@ -1,0 +1,173 @@
+/* epsec-mux: command line, configuration, start and stop. The routing
+ * itself lives in mux.c; this file decides what runs and in which order
+ * (nothing starts unless the whole configuration is valid). */
+#include "config.h"
+#include "mux.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <epsec/version.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+
+#define EPSEC_LOG_SRC "mux"
+
+#define PROGRAM "epsec-mux"
+#define DEFAULT_CONF SYSCONFDIR "/epsec/epsec-mux.conf"
+#define EX_FAIL 1
+
+#define KEY(name, type, req, field, lo, hi) \
+	{ name, type, req, offsetof(struct mux_settings, field), lo, hi, NULL }
+
+static const struct epsec_conf_key schema[] = {
+	KEY("DEBUG_LEVEL", EPSEC_CONF_INT, false, debug_level, EPSEC_LOG_EMERG, EPSEC_LOG_DEBUG),
+	KEY("DEBUG_DEST", EPSEC_CONF_INT, false, debug_dest, EPSEC_DEST_SYSLOG, EPSEC_DEST_STDERR),
+	KEY("id", EPSEC_CONF_STRING, false, id, 0, 0),
+	KEY("control", EPSEC_CONF_STRING, false, control, 0, 0),
+	KEY("plugin_dir", EPSEC_CONF_STRING, false, plugin_dir, 0, 0),
+	KEY("agents", EPSEC_CONF_URILIST, true, agents, 0, 0),
+	KEY("svas", EPSEC_CONF_URILIST, true, svas, 0, 0),
+	KEY("agent_log_dir", EPSEC_CONF_STRING, false, agent_log_dir, 0, 0),
+	KEY("sva_timeout_ms", EPSEC_CONF_INT, false, sva_timeout_ms, 100, 3600000),
+	{ NULL, 0, false, 0, 0, 0, NULL },
+};
+
+static void defaults(struct mux_settings *set)
+{
+	memset(set, 0, sizeof(*set));
+	set->debug_level = EPSEC_LOG_WARNING;
+	set->debug_dest = EPSEC_DEST_SYSLOG;
+	set->id = "mux";
+	set->control = RUNSTATEDIR "/epsec/" PROGRAM ".ctl";
+	set->plugin_dir = NULL;
+	set->agent_log_dir = LOCALSTATEDIR "/log/epsec/agents";
+	set->sva_timeout_ms = 10000;
+}
+
+/* The control socket's directory (/run/epsec) may not exist after boot. */
+static void make_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if (strlen(path) >= sizeof(dir))
+		return;
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	make_parent(dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		EPSEC_DBG("mkdir %s: %s", dir, strerror(errno));
+}
+
+struct mux_main {
+	struct epsec_daemon d;
+	struct mux_settings set;
+	struct epsec_conf conf;
+	struct epsec_loop *loop;
+	struct mux *mux;
+	struct epsec_ctl *ctl;
+};
+
+static void on_hup(void *arg)
+{
+	struct mux_main *mm = arg;
+
+	if (mm->mux)
+		mux_reopen_logs(mm->mux);
+}
+
+/* Everything that can be refused before the daemon detaches. */
+static int prepare(struct mux_main *mm)
+{
+	int rc;
+
+	rc = epsec_daemon_block_signals();
+	if (rc == 0)
+		rc = epsec_loader_init(mm->set.plugin_dir);
+	if (rc == 0)
+		rc = epsec_loop_new(&mm->loop);
+	if (rc < 0)
+		EPSEC_ERR("cannot start: %s", strerror(-rc));
+	return rc;
+}
+
+/* After detaching: ZeroMQ's threads would not survive the fork. */
+static int start(struct mux_main *mm)
+{
+	int rc = epsec_daemon_start(&mm->d, mm->loop, on_hup, mm);
+
+	if (rc < 0) {
+		EPSEC_ERR("cannot start: %s", strerror(-rc));
+		return rc;
+	}
+	rc = mux_new(mm->loop, &mm->set, &mm->mux);
+	if (rc < 0)
+		return rc;
+	make_parent(mm->set.control);
+	rc = epsec_ctl_listen(mm->loop, mm->set.control, mux_ctl, mm->mux, &mm->ctl);
+	if (rc < 0) {
+		EPSEC_ERR("control socket %s: %s", mm->set.control, strerror(-rc));
+		return rc;
+	}
+	EPSEC_NOTICE(PROGRAM " %s (%s) %s running: %zu agent and %zu SVA endpoints, control %s",
+		     EPSEC_VERSION, EPSEC_BUILD_ID, mm->set.id, mm->set.agents.n, mm->set.svas.n,
+		     mm->set.control);
+	return 0;
+}
+
+static void stop(struct mux_main *mm)
+{
+	if (mm->ctl)
+		epsec_ctl_close(mm->ctl);
+	mux_free(mm->mux);
+	if (mm->loop)
+		epsec_loop_free(mm->loop);
+	epsec_loader_exit();
+	epsec_strlist_free(&mm->set.agents);
+	epsec_strlist_free(&mm->set.svas);
+	epsec_conf_free(&mm->conf);
+}
+
+int main(int argc, char **argv)
+{
+	struct mux_main mm = { 0 };
+	int rc;
+
+	epsec_host_init(PROGRAM);
+	/* Until the configuration says otherwise: its errors go to stderr. */
+	epsec_log_open(PROGRAM, EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
+	epsec_daemon_args(&mm.d, argc, argv, PROGRAM, DEFAULT_CONF);
+	defaults(&mm.set);
+	if (epsec_conf_load(&mm.conf, mm.d.conf_path, schema, &mm.set) < 0) {
+		epsec_conf_free(&mm.conf);
+		epsec_strlist_free(&mm.set.agents);
+		epsec_strlist_free(&mm.set.svas);
+		return EPSEC_EX_CONFIG;
+	}
+	/* DEBUG_DEST=2 means "to the host": the mux is the host. */
+	epsec_log_open(PROGRAM,
+		       mm.set.debug_dest == EPSEC_DEST_HOST ? EPSEC_DEST_SYSLOG
+							    : (enum epsec_log_dest)mm.set.debug_dest,
+		       mm.set.debug_level);
+	rc = prepare(&mm);
+	if (rc == 0)
+		rc = start(&mm);
+	if (rc == 0)
+		rc = epsec_loop_run(mm.loop);
+	if (rc == 0)
+		EPSEC_NOTICE(PROGRAM " stopping");
+	stop(&mm);
+	return rc < 0 ? EX_FAIL : 0;
+}

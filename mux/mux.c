@@ -1,0 +1,732 @@
+/* epsec-mux's connections: HELLO/WELCOME with every peer, then events,
+ * reads and verdicts passed between agents and SVAs. route.c decides who
+ * owns what; this file only talks. Whatever a message changes in the
+ * routing state is changed before the message is sent on, so nothing here
+ * depends on a record surviving a send. */
+#include "config.h"
+#include "mux.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <epsec/version.h>
+
+#include "agentlog.h"
+#include "log.h"
+
+#define EPSEC_LOG_SRC "mux"
+
+#define HELLO_TIMEOUT_MS 10000u   /* a peer that never says HELLO */
+#define REAP_MIN_MS 30000u        /* keep answered records this long at least */
+
+static const char *role_word(const struct mux_conn *pc)
+{
+	return pc->endpoint->role == EPSEC_ROLE_SVA ? "sva" : "agent";
+}
+
+static const char *conn_name(const struct mux_conn *pc)
+{
+	return pc->id ? pc->id : "(no HELLO)";
+}
+
+static struct epsec_conn *peer_conn(const struct mux_peer *p)
+{
+	return ((const struct mux_conn *)p->owner)->conn;
+}
+
+/* ------------------------------------------------------------ sending */
+
+static int send_error(struct epsec_conn *c, uint64_t req_id, uint32_t code)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Error err = EPSEC__ERROR__INIT;
+
+	err.has_req_id = 1;
+	err.req_id = req_id;
+	err.code = code;
+	err.message = (char *)strerror((int)code);
+	env.body_case = EPSEC__ENVELOPE__BODY_ERROR;
+	env.error = &err;
+	return epsec_conn_send(c, &env);
+}
+
+/* A READ the mux cannot pass on is answered at once, so the SVA's scan
+ * does not wait for its own timeout. */
+static void send_data_error(struct epsec_conn *c, uint64_t id, uint64_t offset, int code)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Data data = EPSEC__DATA__INIT;
+
+	data.req_id = id;
+	data.offset = offset;
+	data.has_error = 1;
+	data.error = code;
+	env.body_case = EPSEC__ENVELOPE__BODY_DATA;
+	env.data = &data;
+	epsec_conn_send(c, &env);
+}
+
+static void answer_error(struct mux *mx, struct epsec_conn *agent, uint64_t req, uint32_t code)
+{
+	int rc = send_error(agent, req, code);
+
+	mx->counters.errors++;
+	if (rc < 0)
+		EPSEC_DBG("ERROR for agent request %llu not sent: %s", (unsigned long long)req,
+			  strerror(-rc));
+}
+
+/* ------------------------------------------------------------ events */
+
+/* The agent gets ERROR{code}; the record learns first. */
+static void fail_event(struct mux *mx, struct mux_event *e, uint32_t code, bool sva_done)
+{
+	struct epsec_conn *agent = e->agent ? peer_conn(e->agent) : NULL;
+	uint64_t req = e->agent_req;
+
+	mux_route_finish(mx->route, e, sva_done, epsec_now_ms());
+	if (agent)
+		answer_error(mx, agent, req, code);
+}
+
+static void sva_gone(struct mux *mx, struct mux_conn *pc);
+
+/* 0 sent, 1 the SVA cannot take more now, <0 it failed and e is gone: to
+ * the agent as ERROR, or with the rest of a dead SVA's events to others. */
+static int send_event(struct mux *mx, struct mux_event *e)
+{
+	struct mux_conn *sva = e->sva->owner;
+	int rc = epsec_conn_send(sva->conn, e->payload);
+
+	if (rc == -ENOBUFS)
+		return 1;
+	if (rc == 0) {
+		mux_route_sent(e);
+		sva->events++;
+		return 0;
+	}
+	EPSEC_DBG("event %llu not given to sva %s: %s", (unsigned long long)e->id, conn_name(sva),
+		  strerror(-rc));
+	if (rc == -EMSGSIZE || rc == -ENOMEM || rc == -EINVAL) {
+		mux_route_sent(e);
+		fail_event(mx, e, (uint32_t)-rc, true);
+	} else {
+		/* The link is dead and its on_close will follow: do not let
+		 * what it holds wait for that. */
+		sva_gone(mx, sva);
+	}
+	return rc;
+}
+
+/* Events wait in the SVA's backlog, in order, while it is full. */
+static void give_to_sva(struct mux *mx, struct mux_event *e)
+{
+	if (mux_route_deferred(e->sva) || send_event(mx, e) == 1)
+		mux_route_defer(e);
+}
+
+/* Called whenever the SVA shows it is reading (each message from it) and
+ * on every tick. */
+static void flush_backlog(struct mux *mx, struct mux_peer *sva)
+{
+	struct mux_event *e;
+
+	while ((e = mux_route_deferred(sva)) && send_event(mx, e) != 1)
+		;
+}
+
+static void flush_all(struct mux *mx)
+{
+	for (struct mux_list *n = mx->svas.next; n != &mx->svas; n = n->next)
+		flush_backlog(mx, &MUX_CONTAINER(n, struct mux_conn, link)->route);
+}
+
+/* One line per tick, not per event: a hung SVA may hold thousands. */
+static void expire_events(struct mux *mx, uint64_t now)
+{
+	struct mux_event *e;
+	size_t n = 0;
+
+	while ((e = mux_route_expired(mx->route, now, (uint64_t)mx->set->sva_timeout_ms))) {
+		EPSEC_DBG("event %llu of agent %s: sva %s did not answer in time",
+			  (unsigned long long)e->id, conn_name(e->agent->owner),
+			  conn_name(e->sva->owner));
+		fail_event(mx, e, ETIMEDOUT, false);
+		n++;
+	}
+	if (n)
+		EPSEC_WARN("%zu event(s) not answered by their SVA in %d ms: agents told ETIMEDOUT",
+			   n, mx->set->sva_timeout_ms);
+}
+
+/* ------------------------------------------------------------ peers */
+
+static void conn_free(struct mux_conn *pc)
+{
+	mux_list_del(&pc->link);
+	if (pc->log_fd >= 0)
+		close(pc->log_fd);
+	for (size_t i = 0; i < pc->n_engines; i++)
+		free(pc->engines[i]);
+	free(pc->engines);
+	free(pc->id);
+	free(pc->build);
+	free(pc);
+}
+
+/* A protocol violation: ERROR and drop this peer only. The connection may
+ * be gone when epsec_conn_reject returns, so this is the caller's last
+ * word about pc. */
+static void violation(struct mux_conn *pc, uint32_t code, const char *why)
+{
+	struct mux *mx = pc->mux;
+
+	EPSEC_WARN("%s %s (%s) on %s: %s; dropping it", role_word(pc), conn_name(pc),
+		   epsec_conn_peer(pc->conn), pc->endpoint->uri, why);
+	mx->counters.rejected++;
+	pc->rejected = true;
+	if (!pc->welcomed)
+		mux_list_del(&pc->link); /* out of `pending`: not timed out twice */
+	/* No new events for an SVA on its way out. */
+	if (pc->route.is_sva)
+		mux_route_remove_sva(mx->route, &pc->route);
+	epsec_conn_reject(pc->conn, code, why);
+}
+
+static void sva_gone(struct mux *mx, struct mux_conn *pc)
+{
+	struct mux_event *e;
+
+	mux_route_remove_sva(mx->route, &pc->route);
+	while ((e = mux_route_orphan(&pc->route))) {
+		if (mux_route_dispatch(mx->route, e, epsec_now_ms()) < 0) {
+			fail_event(mx, e, EHOSTUNREACH, true);
+			continue;
+		}
+		mx->counters.redispatched++;
+		give_to_sva(mx, e);
+	}
+}
+
+static void on_close(struct epsec_conn *c, int reason, void *arg)
+{
+	struct mux_conn *pc = arg;
+	struct mux *mx = pc->mux;
+
+	if (pc->welcomed && !pc->rejected)
+		EPSEC_INFO("%s %s (%s) on %s gone: %s", role_word(pc), conn_name(pc),
+			   epsec_conn_peer(c), pc->endpoint->uri,
+			   reason ? strerror(reason < 0 ? -reason : reason) : "closed");
+	if (pc->route.is_sva)
+		sva_gone(mx, pc);
+	else
+		mux_route_remove_agent(mx->route, &pc->route, epsec_now_ms());
+	conn_free(pc);
+}
+
+/* ------------------------------------------------------------ HELLO */
+
+/* NULL when acceptable, else why not (and the ERROR code). */
+static const char *check_hello(const struct mux_conn *pc, const Epsec__Hello *h,
+			       uint32_t *code, uint32_t *version)
+{
+	uint32_t lo = h->version_min > EPSEC_PROTO_VERSION_MIN ? h->version_min
+							       : EPSEC_PROTO_VERSION_MIN;
+	uint32_t hi = h->version_max < EPSEC_PROTO_VERSION_MAX ? h->version_max
+							       : EPSEC_PROTO_VERSION_MAX;
+
+	*code = EPROTO;
+	if ((enum epsec_role)h->role != pc->endpoint->role)
+		return pc->endpoint->role == EPSEC_ROLE_SVA ? "only SVAs may connect here"
+							    : "only agents may connect here";
+	*code = EPROTONOSUPPORT;
+	if (lo > hi)
+		return "no protocol version in common";
+	*version = hi;
+	return NULL;
+}
+
+static int copy_engines(struct mux_conn *pc, const Epsec__Hello *h)
+{
+	if (!h->n_engines)
+		return 0;
+	pc->engines = calloc(h->n_engines, sizeof(*pc->engines));
+	if (!pc->engines)
+		return -ENOMEM;
+	for (size_t i = 0; i < h->n_engines; i++) {
+		pc->engines[i] = strdup(h->engines[i] ? h->engines[i] : "");
+		if (!pc->engines[i])
+			return -ENOMEM;
+		pc->n_engines = i + 1;
+	}
+	return 0;
+}
+
+static int adopt_hello(struct mux_conn *pc, const Epsec__Hello *h)
+{
+	pc->id = strdup(h->id && *h->id ? h->id : epsec_conn_peer(pc->conn));
+	pc->build = strdup(h->build ? h->build : "");
+	if (!pc->id || !pc->build)
+		return -ENOMEM;
+	pc->generation = h->has_generation ? h->generation : 0;
+	return copy_engines(pc, h);
+}
+
+static int send_welcome(struct mux_conn *pc)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Welcome w = EPSEC__WELCOME__INIT;
+
+	w.version = pc->version;
+	w.id = (char *)pc->mux->set->id;
+	w.build = (char *)(EPSEC_VERSION " (" EPSEC_BUILD_ID ")");
+	env.body_case = EPSEC__ENVELOPE__BODY_WELCOME;
+	env.welcome = &w;
+	return epsec_conn_send(pc->conn, &env);
+}
+
+static void log_welcome(const struct mux_conn *pc)
+{
+	char engines[256] = "";
+	size_t n = 0;
+
+	for (size_t i = 0; i < pc->n_engines && n < sizeof(engines); i++)
+		n += (size_t)snprintf(engines + n, sizeof(engines) - n, "%s%s", i ? "," : "",
+				      pc->engines[i]);
+	if (pc->route.is_sva)
+		EPSEC_NOTICE("sva %s (%s) on %s: engines %s, generation %llu", pc->id,
+			     epsec_conn_peer(pc->conn), pc->endpoint->uri,
+			     n ? engines : "(none)", (unsigned long long)pc->generation);
+	else
+		EPSEC_INFO("agent %s (%s) on %s, build %s", pc->id, epsec_conn_peer(pc->conn),
+			   pc->endpoint->uri, pc->build);
+}
+
+/* 0, or why the peer is refused (then it has been). */
+static int welcome(struct mux_conn *pc, const Epsec__Hello *h)
+{
+	struct mux *mx = pc->mux;
+	uint32_t code = ENOMEM, version = 0;
+	const char *why = NULL;
+	int rc = 0;
+
+	/* Adopted first, so a refusal names the peer as it named itself. */
+	if (adopt_hello(pc, h) < 0)
+		why = "out of memory";
+	if (!why)
+		why = check_hello(pc, h, &code, &version);
+	pc->version = version;
+	if (!why && (rc = send_welcome(pc)) < 0)
+		why = "WELCOME not sent", code = (uint32_t)-rc;
+	if (!why && pc->route.is_sva && mux_route_add_sva(mx->route, &pc->route) < 0)
+		why = "out of memory", code = ENOMEM;
+	if (why) {
+		violation(pc, code, why);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void on_hello(struct mux_conn *pc, const Epsec__Hello *h)
+{
+	struct mux *mx = pc->mux;
+
+	if (welcome(pc, h) < 0)
+		return;
+	pc->welcomed = true;
+	mux_list_del(&pc->link);
+	mux_list_add_tail(pc->route.is_sva ? &mx->svas : &mx->agents, &pc->link);
+	log_welcome(pc);
+}
+
+/* ------------------------------------------------------------ agents */
+
+static void agent_event(struct mux_conn *pc, epsec_msg *m)
+{
+	struct mux *mx = pc->mux;
+	uint64_t req = m->event->req_id;
+	struct mux_event *e;
+	int rc;
+
+	pc->events++;
+	mx->counters.events++;
+	rc = mux_route_submit(mx->route, &pc->route, req, m, epsec_now_ms(), &e);
+	if (rc == -EEXIST) {
+		epsec_msg_free(m);
+		violation(pc, EPROTO, "EVENT reuses a req_id still in flight");
+		return;
+	}
+	if (rc < 0) {
+		epsec_msg_free(m);
+		answer_error(mx, pc->conn, req, (uint32_t)-rc);
+		return;
+	}
+	m->event->req_id = e->id;
+	give_to_sva(mx, e);
+}
+
+static void agent_data(struct mux_conn *pc, epsec_msg *m)
+{
+	struct mux *mx = pc->mux;
+	struct mux_event *e;
+	struct epsec_conn *sva;
+	int rc = mux_route_agent_ref(&pc->route, m->data->req_id, &e);
+
+	if (rc < 0) {
+		epsec_msg_free(m);
+		violation(pc, EPROTO, "DATA for an event it does not have");
+		return;
+	}
+	if (rc == 0) {
+		sva = peer_conn(e->sva);
+		m->data->req_id = e->id;
+	} else {
+		sva = NULL; /* answered meanwhile: nobody waits for it */
+	}
+	mux_route_data_seen(mx->route, e);
+	if (sva && (rc = epsec_conn_send(sva, m)) < 0)
+		EPSEC_DBG("DATA for event %llu not passed on: %s",
+			  (unsigned long long)m->data->req_id, strerror(-rc));
+	epsec_msg_free(m);
+}
+
+/* LOG lines of a peer (DEBUG_DEST=2) go to agent_log_dir/<its id>.log. */
+static void peer_log(struct mux_conn *pc, const Epsec__Log *l)
+{
+	const char *dir = pc->mux->set->agent_log_dir;
+	int rc;
+
+	if (pc->log_fd < 0 && !pc->log_failed) {
+		rc = mux_agentlog_open(dir, pc->id);
+		if (rc < 0) {
+			pc->log_failed = true;
+			EPSEC_WARN("%s %s: cannot open its log in %s: %s", role_word(pc), pc->id,
+				   dir, strerror(-rc));
+			return;
+		}
+		pc->log_fd = rc;
+	}
+	if (pc->log_fd < 0)
+		return;
+	rc = mux_agentlog_write(pc->log_fd, l->has_time_ns ? l->time_ns : 0, l->level, l->source,
+				l->text);
+	if (rc < 0) {
+		EPSEC_WARN("%s %s: cannot write its log in %s: %s", role_word(pc), pc->id, dir,
+			   strerror(-rc));
+		close(pc->log_fd);
+		pc->log_fd = -1;
+		pc->log_failed = true;
+	}
+}
+
+static void agent_msg(struct mux_conn *pc, epsec_msg *m)
+{
+	switch (m->body_case) {
+	case EPSEC__ENVELOPE__BODY_EVENT:
+		agent_event(pc, m);
+		return;
+	case EPSEC__ENVELOPE__BODY_DATA:
+		agent_data(pc, m);
+		return;
+	case EPSEC__ENVELOPE__BODY_LOG:
+		peer_log(pc, m->log);
+		break;
+	case EPSEC__ENVELOPE__BODY_ERROR:
+		EPSEC_INFO("agent %s reports: %s (%u)", pc->id,
+			   m->error->message ? m->error->message : "", m->error->code);
+		break;
+	default:
+		epsec_msg_free(m);
+		violation(pc, EPROTO, "message not allowed from an agent here");
+		return;
+	}
+	epsec_msg_free(m);
+}
+
+/* ------------------------------------------------------------ SVAs */
+
+static void sva_read(struct mux_conn *pc, epsec_msg *m)
+{
+	struct mux *mx = pc->mux;
+	Epsec__Read *rd = m->read;
+	uint64_t id = rd->req_id;
+	struct mux_event *e;
+	int rc = mux_route_sva_ref(mx->route, &pc->route, id, &e);
+
+	if (rc < 0 || rd->length > EPSEC_READ_MAX) {
+		epsec_msg_free(m);
+		violation(pc, EPROTO,
+			  rc < 0 ? "READ for an event it does not hold" : "READ longer than 1 MiB");
+		return;
+	}
+	if (rc == 1) {
+		send_data_error(pc->conn, id, rd->offset, ECANCELED);
+	} else {
+		rd->req_id = e->agent_req;
+		mux_route_read_sent(e);
+		rc = epsec_conn_send(peer_conn(e->agent), m);
+		if (rc < 0) {
+			mux_route_data_seen(mx->route, e);
+			send_data_error(pc->conn, id, rd->offset, -rc);
+		}
+	}
+	epsec_msg_free(m);
+}
+
+static void sva_verdict(struct mux_conn *pc, epsec_msg *m)
+{
+	struct mux *mx = pc->mux;
+	struct mux_event *e;
+	struct epsec_conn *agent;
+	int rc = mux_route_sva_ref(mx->route, &pc->route, m->verdict->req_id, &e);
+
+	if (rc < 0) {
+		epsec_msg_free(m);
+		violation(pc, EPROTO, "VERDICT for an event it does not hold");
+		return;
+	}
+	if (rc == 1) {
+		mux_route_sva_done(mx->route, e);
+		epsec_msg_free(m);
+		return;
+	}
+	agent = peer_conn(e->agent);
+	m->verdict->req_id = e->agent_req;
+	mux_route_finish(mx->route, e, true, epsec_now_ms());
+	mx->counters.verdicts++;
+	if ((rc = epsec_conn_send(agent, m)) < 0)
+		EPSEC_DBG("VERDICT for agent request %llu not passed on: %s",
+			  (unsigned long long)m->verdict->req_id, strerror(-rc));
+	epsec_msg_free(m);
+}
+
+/* An SVA that cannot scan an event says so with ERROR{req_id}: the agent
+ * gets the ERROR and applies its policy. */
+static void sva_error(struct mux_conn *pc, const Epsec__Error *err)
+{
+	struct mux *mx = pc->mux;
+	struct mux_event *e;
+	int rc;
+
+	if (!err->has_req_id) {
+		EPSEC_WARN("sva %s reports: %s (%u)", pc->id, err->message ? err->message : "",
+			   err->code);
+		return;
+	}
+	rc = mux_route_sva_ref(mx->route, &pc->route, err->req_id, &e);
+	if (rc == 0)
+		fail_event(mx, e, err->code ? err->code : EIO, true);
+	else if (rc == 1)
+		mux_route_sva_done(mx->route, e);
+}
+
+static void sva_msg(struct mux_conn *pc, epsec_msg *m)
+{
+	flush_backlog(pc->mux, &pc->route);
+	switch (m->body_case) {
+	case EPSEC__ENVELOPE__BODY_READ:
+		sva_read(pc, m);
+		return;
+	case EPSEC__ENVELOPE__BODY_VERDICT:
+		sva_verdict(pc, m);
+		return;
+	case EPSEC__ENVELOPE__BODY_ERROR:
+		sva_error(pc, m->error);
+		break;
+	case EPSEC__ENVELOPE__BODY_LOG:
+		peer_log(pc, m->log);
+		break;
+	default:
+		epsec_msg_free(m);
+		violation(pc, EPROTO, "message not allowed from an SVA here");
+		return;
+	}
+	epsec_msg_free(m);
+}
+
+/* ------------------------------------------------------------ link glue */
+
+static void on_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
+{
+	struct mux_conn *pc = arg;
+	bool hello = m->body_case == EPSEC__ENVELOPE__BODY_HELLO;
+
+	pc->last_seen_ms = epsec_now_ms();
+	if (pc->rejected || m->body_case == EPSEC__ENVELOPE__BODY_PING ||
+	    m->body_case == EPSEC__ENVELOPE__BODY_PONG) {
+		epsec_msg_free(m);
+		return;
+	}
+	if (!pc->welcomed || hello) {
+		if (pc->welcomed || !hello) {
+			epsec_msg_free(m);
+			violation(pc, EPROTO, hello ? "HELLO twice" : "expected HELLO first");
+			return;
+		}
+		on_hello(pc, m->hello);
+		epsec_msg_free(m);
+		return;
+	}
+	if (pc->route.is_sva)
+		sva_msg(pc, m);
+	else
+		agent_msg(pc, m);
+}
+
+static int on_accept(struct epsec_conn *c, void *arg)
+{
+	struct mux_endpoint *ep = arg;
+	struct mux_conn *pc = calloc(1, sizeof(*pc));
+
+	if (!pc)
+		return -ENOMEM;
+	pc->mux = ep->mux;
+	pc->conn = c;
+	pc->endpoint = ep;
+	pc->log_fd = -1;
+	pc->last_seen_ms = epsec_now_ms();
+	mux_route_peer_init(&pc->route, ep->role == EPSEC_ROLE_SVA, pc);
+	mux_list_add_tail(&ep->mux->pending, &pc->link);
+	epsec_conn_set_handlers(c, on_msg, on_close, pc);
+	EPSEC_DBG("%s connection from %s on %s", role_word(pc), epsec_conn_peer(c), ep->uri);
+	return 0;
+}
+
+/* Connections wait in `pending` in arrival order: only the head can be
+ * overdue. Each is unlinked before it is rejected, whenever its
+ * on_close runs. */
+static void expire_pending(struct mux *mx, uint64_t now)
+{
+	while (!mux_list_empty(&mx->pending)) {
+		struct mux_conn *pc = MUX_CONTAINER(mx->pending.next, struct mux_conn, link);
+
+		if (now - pc->last_seen_ms < HELLO_TIMEOUT_MS)
+			return;
+		mux_list_del(&pc->link);
+		violation(pc, ETIMEDOUT, "no HELLO");
+	}
+}
+
+static void on_tick(struct epsec_loop *loop, void *arg)
+{
+	struct mux *mx = arg;
+	uint64_t now = epsec_now_ms();
+	uint64_t ttl = 3 * (uint64_t)mx->set->sva_timeout_ms;
+
+	flush_all(mx);
+	expire_events(mx, now);
+	mux_route_reap(mx->route, now, ttl > REAP_MIN_MS ? ttl : REAP_MIN_MS);
+	expire_pending(mx, now);
+}
+
+/* ------------------------------------------------------------ life */
+
+static void free_payload(void *p)
+{
+	epsec_msg_free(p);
+}
+
+static int listen_all(struct mux *mx, const struct epsec_strlist *uris, enum epsec_role role)
+{
+	for (size_t i = 0; i < uris->n; i++) {
+		struct mux_endpoint *ep = &mx->endpoints[mx->n_endpoints];
+		int rc;
+
+		ep->mux = mx;
+		ep->uri = uris->v[i];
+		ep->role = role;
+		rc = epsec_listen(mx->loop, ep->uri, NULL, role, on_accept, ep, &ep->listener);
+		if (rc < 0) {
+			EPSEC_ERR("cannot listen for %ss on %s: %s",
+				  role == EPSEC_ROLE_SVA ? "SVA" : "agent", ep->uri, strerror(-rc));
+			return rc;
+		}
+		mx->n_endpoints++;
+		EPSEC_INFO("listening for %ss on %s", role == EPSEC_ROLE_SVA ? "SVA" : "agent",
+			   ep->uri);
+	}
+	return 0;
+}
+
+static unsigned tick_ms(const struct mux_settings *set)
+{
+	unsigned t = (unsigned)set->sva_timeout_ms / 10;
+
+	return t < 10 ? 10 : t > 500 ? 500 : t;
+}
+
+int mux_new(struct epsec_loop *loop, const struct mux_settings *set, struct mux **out)
+{
+	struct mux *mx = calloc(1, sizeof(*mx));
+	int rc;
+
+	if (!mx)
+		return -ENOMEM;
+	mx->loop = loop;
+	mx->set = set;
+	mx->timer = -1;
+	mx->started_ms = epsec_now_ms();
+	mux_list_init(&mx->agents);
+	mux_list_init(&mx->svas);
+	mux_list_init(&mx->pending);
+	mx->endpoints = calloc(set->agents.n + set->svas.n, sizeof(*mx->endpoints));
+	rc = mx->endpoints ? mux_route_new(free_payload, &mx->route) : -ENOMEM;
+	if (rc == 0)
+		rc = listen_all(mx, &set->agents, EPSEC_ROLE_AGENT);
+	if (rc == 0)
+		rc = listen_all(mx, &set->svas, EPSEC_ROLE_SVA);
+	if (rc == 0)
+		rc = mx->timer = epsec_loop_add_timer(loop, tick_ms(set), on_tick, mx);
+	if (rc < 0) {
+		mux_free(mx);
+		return rc;
+	}
+	*out = mx;
+	return 0;
+}
+
+/* Shutdown: connections closed without callbacks, their records freed. */
+static void close_all(struct mux *mx, struct mux_list *head)
+{
+	while (!mux_list_empty(head)) {
+		struct mux_conn *pc = MUX_CONTAINER(head->next, struct mux_conn, link);
+
+		epsec_conn_close(pc->conn);
+		if (pc->route.is_sva)
+			mux_route_remove_sva(mx->route, &pc->route);
+		else
+			mux_route_remove_agent(mx->route, &pc->route, 0);
+		conn_free(pc);
+	}
+}
+
+void mux_free(struct mux *mx)
+{
+	if (!mx)
+		return;
+	if (mx->timer > 0)
+		epsec_loop_del_timer(mx->loop, mx->timer);
+	/* Agents first: their events die, so the SVAs hold no live ones. */
+	close_all(mx, &mx->agents);
+	close_all(mx, &mx->pending);
+	close_all(mx, &mx->svas);
+	for (size_t i = 0; i < mx->n_endpoints; i++)
+		epsec_listener_close(mx->endpoints[i].listener);
+	mux_route_free(mx->route);
+	free(mx->endpoints);
+	free(mx);
+}
+
+void mux_reopen_logs(struct mux *mx)
+{
+	for (struct mux_list *n = mx->agents.next; n != &mx->agents; n = n->next) {
+		struct mux_conn *pc = MUX_CONTAINER(n, struct mux_conn, link);
+
+		if (pc->log_fd >= 0)
+			close(pc->log_fd);
+		pc->log_fd = -1;
+		pc->log_failed = false;
+	}
+}

@@ -1,0 +1,83 @@
+/* epsec-mux's program state: settings, endpoints, connected peers and the
+ * counters the control socket reports. Internal to the mux. */
+#ifndef EPSEC_MUX_MUX_H
+#define EPSEC_MUX_MUX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <json-c/json.h>
+#include "conf.h"
+#include "link.h"
+#include "loop.h"
+#include "list.h"
+#include "route.h"
+
+struct mux_settings {
+	int debug_level;
+	int debug_dest;
+	const char *id;
+	const char *control;
+	const char *plugin_dir;
+	const char *agent_log_dir;
+	struct epsec_strlist agents;
+	struct epsec_strlist svas;
+	int sva_timeout_ms;
+};
+
+/* One listening URI and the role its peers must have. */
+struct mux_endpoint {
+	struct mux *mux;
+	const char *uri;
+	enum epsec_role role;
+	struct epsec_listener *listener;
+};
+
+struct mux_conn {
+	struct mux *mux;
+	struct epsec_conn *conn;
+	const struct mux_endpoint *endpoint;
+	bool welcomed;
+	bool rejected;           /* dropped: ignore what is still queued */
+	char *id;
+	char *build;
+	uint32_t version;        /* agreed protocol version */
+	char **engines;          /* SVA */
+	size_t n_engines;
+	uint64_t generation;     /* SVA */
+	uint64_t events;         /* agent: EVENTs sent us; SVA: events given it */
+	uint64_t last_seen_ms;
+	int log_fd;              /* its DEBUG_DEST=2 file, -1 until needed */
+	bool log_failed;         /* opening it failed (said once) */
+	struct mux_peer route;
+	struct mux_list link;    /* in mux->agents or mux->svas once welcomed */
+};
+
+struct mux_counters {
+	uint64_t events, verdicts, errors, redispatched, rejected;
+};
+
+struct mux {
+	struct epsec_loop *loop;
+	const struct mux_settings *set;
+	struct mux_endpoint *endpoints;
+	size_t n_endpoints;
+	struct mux_route *route;
+	struct mux_list agents, svas;
+	struct mux_list pending;   /* connections before HELLO */
+	struct mux_counters counters;
+	int timer;
+	uint64_t started_ms;
+};
+
+/* Listen on every endpoint of `set` (which must outlive the mux) and start
+ * the timeout timer. Failures are logged here. */
+int mux_new(struct epsec_loop *loop, const struct mux_settings *set, struct mux **out);
+/* Closes every connection and listener (unix socket files go too). */
+void mux_free(struct mux *m);
+/* SIGHUP: agent log files are reopened on their next line (logrotate). */
+void mux_reopen_logs(struct mux *m);
+
+/* The control socket's handler (status.c); arg is the struct mux. */
+struct json_object *mux_ctl(const char *cmd, struct json_object *req, void *arg);
+
+#endif

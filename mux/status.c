@@ -1,0 +1,164 @@
+/* epsec-mux's control socket replies: status (the chain contract's JSON),
+ * version and log-level, from a table of commands. */
+#include "config.h"
+#include "mux.h"
+
+#include <string.h>
+#include <epsec/version.h>
+
+#include "log.h"
+
+#define EPSEC_LOG_SRC "mux"
+
+static struct json_object *reply_error(const char *text)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error", json_object_new_string(text));
+	return o;
+}
+
+static struct json_object *reply_ok(const char *program)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	if (program)
+		json_object_object_add(o, "program", json_object_new_string(program));
+	return o;
+}
+
+static void add_str(struct json_object *o, const char *key, const char *v)
+{
+	json_object_object_add(o, key, json_object_new_string(v ? v : ""));
+}
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static struct json_object *agent_status(const struct mux_conn *pc, uint64_t now)
+{
+	struct json_object *o = json_object_new_object();
+
+	add_str(o, "id", pc->id);
+	add_str(o, "peer", epsec_conn_peer(pc->conn));
+	add_str(o, "endpoint", pc->endpoint->uri);
+	add_u64(o, "version", pc->version);
+	add_str(o, "build", pc->build);
+	add_u64(o, "events", pc->events);
+	add_u64(o, "in_flight", pc->route.in_flight);
+	add_u64(o, "last_seen_ms", now - pc->last_seen_ms);
+	return o;
+}
+
+static struct json_object *sva_status(const struct mux_conn *pc, uint64_t now)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *engines = json_object_new_array();
+
+	for (size_t i = 0; i < pc->n_engines; i++)
+		json_object_array_add(engines, json_object_new_string(pc->engines[i]));
+	add_str(o, "id", pc->id);
+	add_str(o, "peer", epsec_conn_peer(pc->conn));
+	add_str(o, "endpoint", pc->endpoint->uri);
+	add_u64(o, "version", pc->version);
+	add_str(o, "build", pc->build);
+	json_object_object_add(o, "engines", engines);
+	add_u64(o, "generation", pc->generation);
+	add_u64(o, "in_flight", pc->route.in_flight);
+	add_u64(o, "backlog", pc->route.n_backlog);
+	add_u64(o, "events", pc->events);
+	add_u64(o, "last_seen_ms", now - pc->last_seen_ms);
+	return o;
+}
+
+static struct json_object *peers_status(const struct mux_list *head, uint64_t now,
+					struct json_object *(*one)(const struct mux_conn *,
+								   uint64_t))
+{
+	struct json_object *a = json_object_new_array();
+
+	for (const struct mux_list *n = head->next; n != head; n = n->next) {
+		const struct mux_conn *pc = MUX_CONTAINER(n, struct mux_conn, link);
+
+		if (!pc->rejected)
+			json_object_array_add(a, one(pc, now));
+	}
+	return a;
+}
+
+static struct json_object *counters_status(const struct mux *mx)
+{
+	struct json_object *o = json_object_new_object();
+
+	add_u64(o, "events", mx->counters.events);
+	add_u64(o, "verdicts", mx->counters.verdicts);
+	add_u64(o, "errors", mx->counters.errors);
+	add_u64(o, "redispatched", mx->counters.redispatched);
+	add_u64(o, "rejected", mx->counters.rejected);
+	return o;
+}
+
+static struct json_object *cmd_status(struct mux *mx, struct json_object *req)
+{
+	struct json_object *o = reply_ok("epsec-mux");
+	uint64_t now = epsec_now_ms();
+
+	add_str(o, "id", mx->set->id);
+	add_str(o, "version", EPSEC_VERSION);
+	add_str(o, "build", EPSEC_BUILD_ID);
+	add_u64(o, "uptime_ms", now - mx->started_ms);
+	json_object_object_add(o, "agents", peers_status(&mx->agents, now, agent_status));
+	json_object_object_add(o, "svas", peers_status(&mx->svas, now, sva_status));
+	json_object_object_add(o, "counters", counters_status(mx));
+	add_u64(o, "in_flight", mux_route_live(mx->route));
+	return o;
+}
+
+static struct json_object *cmd_version(struct mux *mx, struct json_object *req)
+{
+	struct json_object *o = reply_ok("epsec-mux");
+
+	add_str(o, "version", EPSEC_VERSION);
+	add_str(o, "build", EPSEC_BUILD_ID);
+	add_u64(o, "protocol_min", EPSEC_PROTO_VERSION_MIN);
+	add_u64(o, "protocol_max", EPSEC_PROTO_VERSION_MAX);
+	return o;
+}
+
+static struct json_object *cmd_log_level(struct mux *mx, struct json_object *req)
+{
+	struct json_object *v, *o;
+	int level;
+
+	if (!json_object_object_get_ex(req, "level", &v) || !json_object_is_type(v, json_type_int))
+		return reply_error("log-level: expected \"level\": 0-7");
+	level = json_object_get_int(v);
+	if (level < EPSEC_LOG_EMERG || level > EPSEC_LOG_DEBUG)
+		return reply_error("log-level: expected \"level\": 0-7");
+	epsec_log_set_level(level);
+	o = reply_ok("epsec-mux");
+	json_object_object_add(o, "level", json_object_new_int(level));
+	return o;
+}
+
+static const struct {
+	const char *name;
+	struct json_object *(*fn)(struct mux *mx, struct json_object *req);
+} commands[] = {
+	{ "status", cmd_status },
+	{ "version", cmd_version },
+	{ "log-level", cmd_log_level },
+};
+
+struct json_object *mux_ctl(const char *cmd, struct json_object *req, void *arg)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (cmd && !strcmp(cmd, commands[i].name))
+			return commands[i].fn(arg, req);
+	}
+	return reply_error("unknown command (epsec-mux knows: status, version, log-level)");
+}

@@ -1,0 +1,501 @@
+/* epsecctl, the operator's command: asks the daemons' control sockets
+ * (vsep, epsec-mux, epsec-sva) and prints the chain for a human, or as
+ * JSON. One table of commands; each daemon answers one JSON line. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <epsec/version.h>
+#include <json-c/json.h>
+
+#include "ctl.h"
+
+#define EX_DOWN 1
+#define EX_USAGE_ERR 2
+#define CALL_TIMEOUT_MS 3000
+#define RUNDIR_ENV "EPSEC_RUNDIR"
+#define JSON_FLAGS \
+	(JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+static const char *const daemons[] = { "vsep", "epsec-mux", "epsec-sva" };
+#define N_DAEMONS (sizeof(daemons) / sizeof(daemons[0]))
+
+/* One daemon asked: its socket, and its reply or why there is none. */
+struct target {
+	const char *name;  /* key in --json output */
+	char path[PATH_MAX];
+	struct json_object *reply;
+	int rc;            /* 0 answered, else a negative errno */
+	bool refused;      /* answered "ok": false */
+};
+
+struct ctl {
+	struct target t[N_DAEMONS];
+	size_t n;
+	bool one;          /* -s: only that socket, which must answer */
+	bool json;
+	int argc;
+	char **argv;       /* the command's own arguments */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: epsecctl [-r RUNDIR] [-s SOCKET] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  status [--json]  the chain: agent (vsep), router (epsec-mux), scanner\n"
+		"                   appliance (epsec-sva); --json prints one object\n"
+		"                   {\"vsep\":{..},\"epsec-mux\":{..},\"epsec-sva\":{..}}\n"
+		"  version          this tool's version and each running daemon's\n"
+		"  log-level N      set the log level (0-7, syslog severities) of each\n"
+		"                   running daemon, until it restarts or re-reads DEBUG_LEVEL\n"
+		"  help             this text\n"
+		"\n"
+		"  -r RUNDIR  where the control sockets are: RUNDIR/vsep.ctl,\n"
+		"             RUNDIR/epsec-mux.ctl, RUNDIR/epsec-sva.ctl\n"
+		"             (default $" RUNDIR_ENV ", else " RUNSTATEDIR "/epsec)\n"
+		"  -s SOCKET  talk to this one control socket only\n"
+		"\n"
+		"A daemon whose socket does not exist is reported as not running; that\n"
+		"alone is no failure (the chain may span several hosts).\n"
+		"exit status: 0 every daemon found answered; 1 a daemon did not answer or\n"
+		"refused, none was found, or the -s socket did not answer; 2 usage error.\n");
+}
+
+/* ------------------------------------------------------------ asking */
+
+static void targets_init(struct ctl *c, const char *rundir, const char *socket)
+{
+	if (socket) {
+		c->one = true;
+		c->n = 1;
+		c->t[0].name = socket;
+		snprintf(c->t[0].path, sizeof(c->t[0].path), "%s", socket);
+		return;
+	}
+	if (!rundir)
+		rundir = getenv(RUNDIR_ENV);
+	if (!rundir || !*rundir)
+		rundir = RUNSTATEDIR "/epsec";
+	c->n = N_DAEMONS;
+	for (size_t i = 0; i < N_DAEMONS; i++) {
+		c->t[i].name = daemons[i];
+		snprintf(c->t[i].path, sizeof(c->t[i].path), "%s/%s.ctl", rundir, daemons[i]);
+	}
+}
+
+static void ask_one(struct target *t, struct json_object *req)
+{
+	struct json_object *ok;
+
+	t->rc = epsec_ctl_call(t->path, req, CALL_TIMEOUT_MS, &t->reply);
+	if (t->rc < 0) {
+		t->reply = NULL;
+		return;
+	}
+	if (!json_object_object_get_ex(t->reply, "ok", &ok) || !json_object_get_boolean(ok)) {
+		t->rc = -EPROTO;
+		t->refused = true;
+	}
+}
+
+static void ask_all(struct ctl *c, struct json_object *req)
+{
+	for (size_t i = 0; i < c->n; i++)
+		ask_one(&c->t[i], req);
+	json_object_put(req);
+}
+
+static struct json_object *request(const char *cmd)
+{
+	struct json_object *req = json_object_new_object();
+
+	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	return req;
+}
+
+/* Missing socket: not running here, unless -s named it. */
+static bool absent(const struct ctl *c, const struct target *t)
+{
+	return !c->one && t->rc == -ENOENT;
+}
+
+static int exit_status(const struct ctl *c)
+{
+	size_t answered = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->t[i].rc == 0)
+			answered++;
+		else if (!absent(c, &c->t[i]))
+			return EX_DOWN;
+	}
+	return answered ? 0 : EX_DOWN;
+}
+
+static void free_targets(struct ctl *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		json_object_put(c->t[i].reply);
+}
+
+/* ------------------------------------------------------------ JSON access */
+
+static struct json_object *jget(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v = jget(o, key);
+
+	return v ? json_object_get_string(v) : "?";
+}
+
+static long long jint(struct json_object *o, const char *key)
+{
+	return (long long)json_object_get_int64(jget(o, key));
+}
+
+static bool jbool(struct json_object *o, const char *key)
+{
+	return json_object_get_boolean(jget(o, key));
+}
+
+/* json-c asserts on the length of a non-array: a daemon's reply is data. */
+static size_t jlen(struct json_object *a)
+{
+	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
+
+static const char *jelem(struct json_object *a, size_t i)
+{
+	const char *s = json_object_get_string(json_object_array_get_idx(a, i));
+
+	return s ? s : "?";
+}
+
+/* ------------------------------------------------------------ status text */
+
+static void print_down(const struct target *t)
+{
+	if (t->refused)
+		printf("%s: error: %s\n", t->name, jstr(t->reply, "error"));
+	else
+		printf("%s: not running (%s: %s)\n", t->name, t->path, strerror(-t->rc));
+}
+
+static void print_head(struct json_object *o, const char *what)
+{
+	printf("%s (%s) %s: version %s (%s)\n", jstr(o, "program"), what, jstr(o, "id"),
+	       jstr(o, "version"), jstr(o, "build"));
+}
+
+/* Every counter the daemon reports, in its order: new ones show up too. */
+static void print_counters(struct json_object *o)
+{
+	struct json_object *counters = jget(o, "counters");
+	const char *sep = "  ";
+
+	if (!counters || !json_object_is_type(counters, json_type_object))
+		return;
+	json_object_object_foreach(counters, key, val) {
+		printf("%s%s %s", sep, key, json_object_get_string(val));
+		sep = ", ";
+	}
+	printf("\n");
+}
+
+static void print_link(struct json_object *o)
+{
+	struct json_object *mux = jget(o, "mux");
+
+	printf("  mux: %s, %s\n", jstr(mux, "uri"),
+	       jbool(mux, "connected") ? "connected" : "NOT connected");
+}
+
+static void print_vsep(struct json_object *o)
+{
+	struct json_object *protect = jget(o, "protect");
+
+	print_head(o, "agent");
+	print_link(o);
+	for (size_t i = 0; i < jlen(protect); i++) {
+		struct json_object *p = json_object_array_get_idx(protect, i);
+
+		if (!strcmp(jstr(p, "mark"), "mount"))
+			printf("  protect: %s (mount mark)\n", jstr(p, "path"));
+		else
+			printf("  protect: %s (%s marks on %lld directories)\n", jstr(p, "path"),
+			       jstr(p, "mark"), jint(p, "dirs"));
+	}
+	print_counters(o);
+	printf("  in flight: %lld\n", jint(o, "in_flight"));
+}
+
+static void join_strings(struct json_object *a, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < jlen(a) && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "," : "", jelem(a, i));
+	if (!buf[0])
+		snprintf(buf, len, "(none)");
+}
+
+static void print_mux(struct json_object *o)
+{
+	struct json_object *agents = jget(o, "agents"), *svas = jget(o, "svas");
+	char engines[512];
+
+	print_head(o, "router");
+	printf("  agents: %zu\n", jlen(agents));
+	for (size_t i = 0; i < jlen(agents); i++) {
+		struct json_object *a = json_object_array_get_idx(agents, i);
+
+		printf("    %s  %s on %s  events %lld  last seen %lld ms ago\n", jstr(a, "id"),
+		       jstr(a, "peer"), jstr(a, "endpoint"), jint(a, "events"),
+		       jint(a, "last_seen_ms"));
+	}
+	printf("  svas: %zu\n", jlen(svas));
+	for (size_t i = 0; i < jlen(svas); i++) {
+		struct json_object *s = json_object_array_get_idx(svas, i);
+
+		join_strings(jget(s, "engines"), engines, sizeof(engines));
+		printf("    %s  %s  engines %s  generation %lld  in flight %lld\n", jstr(s, "id"),
+		       jstr(s, "peer"), engines, jint(s, "generation"), jint(s, "in_flight"));
+	}
+	print_counters(o);
+}
+
+static void print_sva(struct json_object *o)
+{
+	struct json_object *engines = jget(o, "engines");
+
+	print_head(o, "scanner appliance");
+	print_link(o);
+	printf("  workers %lld, generation %lld\n", jint(o, "workers"), jint(o, "generation"));
+	for (size_t i = 0; i < jlen(engines); i++) {
+		struct json_object *e = json_object_array_get_idx(engines, i);
+
+		printf("  engine %s %s: action %s; signatures: %s\n", jstr(e, "name"),
+		       jstr(e, "version"), jstr(e, "action"), jstr(e, "signatures"));
+	}
+	print_counters(o);
+}
+
+static void print_other(struct json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_FLAGS));
+}
+
+static const struct {
+	const char *program;
+	void (*print)(struct json_object *o);
+} printers[] = {
+	{ "vsep", print_vsep },
+	{ "epsec-mux", print_mux },
+	{ "epsec-sva", print_sva },
+};
+
+static void print_status(struct json_object *o)
+{
+	const char *program = jstr(o, "program");
+
+	for (size_t i = 0; i < sizeof(printers) / sizeof(printers[0]); i++) {
+		if (!strcmp(program, printers[i].program)) {
+			printers[i].print(o);
+			return;
+		}
+	}
+	print_other(o);
+}
+
+/* ------------------------------------------------------------ commands */
+
+static struct json_object *down_object(const struct target *t)
+{
+	struct json_object *o = json_object_new_object();
+	char why[PATH_MAX + 128];
+
+	snprintf(why, sizeof(why), "not running (%s: %s)", t->path, strerror(-t->rc));
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error", json_object_new_string(why));
+	return o;
+}
+
+static void print_json(struct ctl *c)
+{
+	struct json_object *all = json_object_new_object();
+
+	for (size_t i = 0; i < c->n; i++) {
+		struct target *t = &c->t[i];
+
+		json_object_object_add(all, t->name,
+				       t->reply ? json_object_get(t->reply) : down_object(t));
+	}
+	printf("%s\n", json_object_to_json_string_ext(all, JSON_FLAGS));
+	json_object_put(all);
+}
+
+static int cmd_status(struct ctl *c)
+{
+	if (c->argc > 1 && strcmp(c->argv[1], "--json") != 0)
+		return -EINVAL;
+	c->json = c->argc > 1;
+	ask_all(c, request("status"));
+	if (c->json) {
+		print_json(c);
+		return 0;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		if (i)
+			printf("\n");
+		if (c->t[i].rc == 0)
+			print_status(c->t[i].reply);
+		else
+			print_down(&c->t[i]);
+	}
+	return 0;
+}
+
+static int cmd_version(struct ctl *c)
+{
+	printf("epsecctl %s (%s), protocol %d-%d\n", EPSEC_VERSION, EPSEC_BUILD_ID,
+	       EPSEC_PROTO_VERSION_MIN, EPSEC_PROTO_VERSION_MAX);
+	ask_all(c, request("version"));
+	for (size_t i = 0; i < c->n; i++) {
+		struct target *t = &c->t[i];
+
+		if (t->rc == 0)
+			printf("%s %s (%s)\n", jstr(t->reply, "program"), jstr(t->reply, "version"),
+			       jstr(t->reply, "build"));
+		else
+			print_down(t);
+	}
+	return 0;
+}
+
+static int parse_level(const char *s, int *level)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 7)
+		return -EINVAL;
+	*level = (int)v;
+	return 0;
+}
+
+static int cmd_log_level(struct ctl *c)
+{
+	struct json_object *req;
+	int level;
+
+	if (c->argc != 2 || parse_level(c->argv[1], &level) < 0)
+		return -EINVAL;
+	req = request("log-level");
+	json_object_object_add(req, "level", json_object_new_int(level));
+	ask_all(c, req);
+	for (size_t i = 0; i < c->n; i++) {
+		struct target *t = &c->t[i];
+
+		if (t->rc == 0)
+			printf("%s: log level %d\n", t->name, level);
+		else
+			print_down(t);
+	}
+	return 0;
+}
+
+static int cmd_help(struct ctl *c)
+{
+	usage(stdout);
+	return 1; /* nothing asked: exit 0 without looking at daemons */
+}
+
+static const struct command {
+	const char *name;
+	int max_args; /* the command's own, after its name */
+	int (*run)(struct ctl *c);
+} commands[] = {
+	{ "status", 1, cmd_status },
+	{ "version", 0, cmd_version },
+	{ "log-level", 1, cmd_log_level },
+	{ "help", 0, cmd_help },
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	}
+	return NULL;
+}
+
+static int run(struct ctl *c)
+{
+	const struct command *cmd = find_command(c->argv[0]);
+	int rc;
+
+	if (!cmd || c->argc - 1 > cmd->max_args) {
+		fprintf(stderr, "epsecctl: %s: %s\n", c->argv[0],
+			cmd ? "too many arguments" : "unknown command");
+		usage(stderr);
+		return EX_USAGE_ERR;
+	}
+	rc = cmd->run(c);
+	if (rc < 0) {
+		fprintf(stderr, "epsecctl: %s: bad arguments\n", c->argv[0]);
+		usage(stderr);
+		return EX_USAGE_ERR;
+	}
+	return rc > 0 ? 0 : exit_status(c);
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c = { .n = 0 };
+	const char *rundir = NULL, *socket = NULL;
+	int opt, rc;
+
+	while ((opt = getopt(argc, argv, "+r:s:h")) != -1) {
+		switch (opt) {
+		case 'r':
+			rundir = optarg;
+			break;
+		case 's':
+			socket = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE_ERR;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE_ERR;
+	}
+	targets_init(&c, rundir, socket);
+	c.argc = argc - optind;
+	c.argv = argv + optind;
+	rc = run(&c);
+	free_targets(&c);
+	return rc;
+}
