@@ -11,9 +11,9 @@
 struct epsec_framer {
 	int fd;
 	size_t max;              /* frame ceiling (EPSEC_FRAME_MAX by default) */
-	/* input */
+	/* input: bytes [in_off, in_len) are received but not yet returned */
 	uint8_t *in;
-	size_t in_len, in_cap;
+	size_t in_off, in_len, in_cap;
 	/* output */
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;

@@ -34,9 +34,11 @@ int epsec_connect(struct epsec_loop *loop, const char *uri, const config_setting
 		  enum epsec_role peer_role, struct epsec_conn **out);
 void epsec_conn_set_handlers(struct epsec_conn *c, epsec_conn_msg_fn on_msg,
 			     epsec_conn_close_fn on_close, void *arg);
-/* 0, or negative errno (-ENOBUFS: peer not reading). */
+/* 0, or negative errno (-ENOBUFS: peer not reading). When the link turns
+ * out dead, on_close runs later from the loop, never inside this call. */
 int epsec_conn_send(struct epsec_conn *c, const epsec_msg *m);
-/* Send ERROR(code, text) then drop the connection (on_close runs). */
+/* Send ERROR(code, text) then drop the connection; on_close runs before
+ * this returns, with reason -code. */
 void epsec_conn_reject(struct epsec_conn *c, uint32_t code, const char *why);
 /* Close without callback. */
 void epsec_conn_close(struct epsec_conn *c);
@@ -44,5 +46,11 @@ const char *epsec_conn_peer(const struct epsec_conn *c);
 const char *epsec_conn_uri(const struct epsec_conn *c);
 void epsec_conn_set_data(struct epsec_conn *c, void *data);
 void *epsec_conn_get_data(const struct epsec_conn *c);
+
+/* Link-level liveness, process-wide: a link that heard nothing for
+ * ping_interval_ms sends PING (answered by the far link layer with PONG);
+ * one silent for timeout_ms is closed with reason -ETIMEDOUT. Defaults
+ * 1000 and 3000; tests shrink them. */
+void epsec_link_set_liveness(unsigned ping_interval_ms, unsigned timeout_ms);
 
 #endif

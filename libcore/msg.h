@@ -12,6 +12,9 @@
 
 typedef Epsec__Envelope epsec_msg;
 
+/* Largest READ length (and DATA payload) a peer may ask for or send. */
+#define EPSEC_READ_MAX (1024u * 1024u)
+
 enum epsec_role {
 	EPSEC_ROLE_AGENT = EPSEC__ROLE__ROLE_AGENT,
 	EPSEC_ROLE_MUX = EPSEC__ROLE__ROLE_MUX,
@@ -24,6 +27,9 @@ enum epsec_role {
  * invalid, -EPERM a type that role may not send. */
 int epsec_msg_decode(const void *buf, size_t len, enum epsec_role sender_role, epsec_msg **out);
 void epsec_msg_free(epsec_msg *m);
+/* Why the last failed epsec_msg_decode of this thread refused the message
+ * ("READ length 0 not in 1..1048576"), for the one log line of the caller. */
+const char *epsec_msg_last_error(void);
 /* Pack into a malloc'd buffer. 0 or -ENOMEM / -EMSGSIZE. */
 int epsec_msg_encode(const epsec_msg *m, void **buf, size_t *len);
 /* May `role` send a message with this body? */
