@@ -164,8 +164,10 @@ int main(int argc, char **argv)
 	rc = prepare(&mm);
 	if (rc == 0)
 		rc = start(&mm);
-	if (rc == 0)
+	if (rc == 0) {
+		epsec_daemon_ready(mm.loop);
 		rc = epsec_loop_run(mm.loop);
+	}
 	if (rc == 0)
 		EPSEC_NOTICE(PROGRAM " stopping");
 	stop(&mm);

@@ -219,6 +219,7 @@ static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
 	}
 	EPSEC_INFO("%s %s (%s) serving the mux at %s with %d workers", PROGRAM, EPSEC_VERSION,
 		   EPSEC_BUILD_ID, sva->set.mux, sva->set.workers);
+	epsec_daemon_ready(loop);
 	epsec_loop_run(loop);
 	return EXIT_SUCCESS;
 }
