@@ -49,12 +49,21 @@ static const struct epsec_conf_key schema[] = {
 	KEY("mux", EPSEC_CONF_URI, true, mux, 0, 0),
 	KEY("protect", EPSEC_CONF_STRLIST, true, protect, 0, 0),
 	KEY("exclude_paths", EPSEC_CONF_STRLIST, false, exclude_paths, 0, 0),
+	KEY("exclude_uids", EPSEC_CONF_INTLIST, false, exclude_uids, 0, 4294967294L),
+	KEY("exclude_exes", EPSEC_CONF_STRLIST, false, exclude_exes, 0, 0),
+	KEY("max_file_size", EPSEC_CONF_SIZE, false, max_file_size, 0, 0),
 	KEY("scan_timeout_ms", EPSEC_CONF_INT, false, scan_timeout_ms, 1, 3600000),
 	CHOICE("on_timeout", on_timeout),
 	CHOICE("on_disconnect", on_disconnect),
+	CHOICE("on_overload", on_overload),
 	KEY("inline_bytes", EPSEC_CONF_INT, false, inline_bytes, 0, 1 << 20),
 	KEY("workers", EPSEC_CONF_INT, false, workers, 1, 256),
 	KEY("queue_size", EPSEC_CONF_INT, false, queue_size, 1, 1 << 20),
+	KEY("max_held", EPSEC_CONF_INT, false, max_held, 16, 1 << 20),
+	KEY("cache_size", EPSEC_CONF_INT, false, cache_size, 0, 1 << 24),
+	KEY("ignore_marks", EPSEC_CONF_BOOL, false, ignore_marks, 0, 0),
+	KEY("ignore_marks_max", EPSEC_CONF_INT, false, ignore_marks_max, 0, 1 << 24),
+	KEY("quarantine_dir", EPSEC_CONF_STRING, false, quarantine_dir, 0, 0),
 	{ NULL },
 };
 
@@ -90,6 +99,13 @@ static void defaults(struct vsep_settings *s)
 		.inline_bytes = 65536,
 		.workers = 2,
 		.queue_size = 1024,
+		.on_overload = VSEP_POLICY_ALLOW,
+		.max_file_size = 0,
+		.max_held = 4096,
+		.cache_size = 65536,
+		.ignore_marks = true,
+		.ignore_marks_max = 16384,
+		.quarantine_dir = LOCALSTATEDIR "/lib/epsec/quarantine",
 	};
 }
 
@@ -352,6 +368,8 @@ int main(int argc, char **argv)
 	}
 	epsec_strlist_free(&v.s.protect);
 	epsec_strlist_free(&v.s.exclude_paths);
+	epsec_strlist_free(&v.s.exclude_exes);
+	epsec_intlist_free(&v.s.exclude_uids);
 	epsec_conf_free(&v.conf);
 	free(v.conf_abs);
 	return status;

@@ -25,12 +25,21 @@ struct vsep_settings {
 	const char *mux;
 	struct epsec_strlist protect;
 	struct epsec_strlist exclude_paths;
+	struct epsec_intlist exclude_uids;   /* processes of these uids: allowed unscanned */
+	struct epsec_strlist exclude_exes;   /* executables, by resolved path */
+	int64_t max_file_size;               /* larger files: allowed unscanned; 0 = no limit */
 	int scan_timeout_ms;
 	int on_timeout;    /* enum vsep_policy */
 	int on_disconnect; /* enum vsep_policy */
+	int on_overload;   /* enum vsep_policy: queue or held table full */
 	int inline_bytes;
 	int workers;
 	int queue_size;
+	int max_held;      /* events held at once, each with an fd */
+	int cache_size;    /* verdict cache entries; 0 = off */
+	bool ignore_marks; /* tell the kernel about clean files (fanotify ignore marks) */
+	int ignore_marks_max;
+	const char *quarantine_dir;
 };
 
 enum vsep_kind {
@@ -84,6 +93,12 @@ struct vsep_counters {
 	atomic_ulong disconnected;
 	atomic_ulong errors;
 	atomic_ulong overload;
+	atomic_ulong excluded;     /* exclude_paths/uids/exes */
+	atomic_ulong too_big;      /* over max_file_size */
+	atomic_ulong cache_misses;
+	atomic_ulong ignore_marks; /* ignore marks placed */
+	atomic_ulong quarantined;
+	atomic_ulong swept;        /* files found in new directories and scanned */
 };
 
 extern struct vsep_counters vsep_stats;

@@ -338,6 +338,12 @@ static void describe(const struct epsec_conf_key *key, char *buf, size_t len)
 	case EPSEC_CONF_LIST:
 		snprintf(buf, len, "a list of groups such as ( { key = value; } )");
 		return;
+	case EPSEC_CONF_SIZE:
+		snprintf(buf, len, "a size in bytes such as 1048576 or \"100M\" (K, M, G)");
+		return;
+	case EPSEC_CONF_INTLIST:
+		snprintf(buf, len, "a list of integers %ld..%ld such as [ 0, 33 ]", key->min, key->max);
+		return;
 	}
 	snprintf(buf, len, "a known type");
 }
@@ -443,6 +449,75 @@ static int apply_strlist(const config_setting_t *s, const struct epsec_conf_key 
 	return 0;
 }
 
+/* "100M" style sizes: what operators write for limits. */
+static int parse_size(const char *str, long long *out)
+{
+	char *end;
+	unsigned long long v, mult = 1;
+
+	errno = 0;
+	v = strtoull(str, &end, 10);
+	if (errno || end == str || *str == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 'G': mult <<= 10; /* fall through */
+	case 'M': mult <<= 10; /* fall through */
+	case 'K': mult <<= 10; end++; break;
+	default: break;
+	}
+	if (*end || v > (unsigned long long)LLONG_MAX / mult)
+		return -EINVAL;
+	*out = (long long)(v * mult);
+	return 0;
+}
+
+static int apply_size(const config_setting_t *s, const struct epsec_conf_key *key, int64_t *out)
+{
+	long long v;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		if (parse_size(config_setting_get_string(s), &v) < 0)
+			return bad_type(s, key);
+	} else if (is_int(s)) {
+		v = config_setting_get_int64(s);
+		if (v < 0)
+			return bad_type(s, key);
+	} else {
+		return bad_type(s, key);
+	}
+	*out = v;
+	return 0;
+}
+
+static int apply_intlist(const config_setting_t *s, const struct epsec_conf_key *key,
+			 struct epsec_intlist *out)
+{
+	int n, ret = 0;
+	long long *v;
+
+	if (!is_sequence(s))
+		return bad_type(s, key);
+	n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		long long x = is_int(e) ? config_setting_get_int64(e) : 0;
+
+		if (!is_int(e) || x < key->min || x > key->max)
+			ret = epsec_conf_error(e, "expected an integer %ld..%ld", key->min, key->max);
+	}
+	if (ret < 0)
+		return ret;
+	v = calloc((size_t)n + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++)
+		v[i] = config_setting_get_int64(config_setting_get_elem(s, (unsigned)i));
+	epsec_intlist_free(out);
+	out->n = (size_t)n;
+	out->v = v;
+	return 0;
+}
+
 static int apply_groups(const config_setting_t *s, const struct epsec_conf_key *key,
 			const config_setting_t **out)
 {
@@ -497,6 +572,10 @@ static int apply_key(const config_setting_t *s, const struct epsec_conf_key *key
 	case EPSEC_CONF_GROUP:
 	case EPSEC_CONF_LIST:
 		return apply_groups(s, key, (const config_setting_t **)field);
+	case EPSEC_CONF_SIZE:
+		return apply_size(s, key, (int64_t *)field);
+	case EPSEC_CONF_INTLIST:
+		return apply_intlist(s, key, (struct epsec_intlist *)field);
 	}
 	return epsec_conf_error(s, "expected a known type (schema error)");
 }
@@ -638,4 +717,13 @@ int epsec_conf_peek_int(const char *path, const char *key, int *value)
 out:
 	config_destroy(&cfg);
 	return ret;
+}
+
+void epsec_intlist_free(struct epsec_intlist *l)
+{
+	if (!l)
+		return;
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }

@@ -20,6 +20,8 @@ enum epsec_conf_type {
 	EPSEC_CONF_URILIST,  /* array/list of URIs -> struct epsec_strlist */
 	EPSEC_CONF_GROUP,    /* const config_setting_t * (validated by someone else) */
 	EPSEC_CONF_LIST,     /* const config_setting_t * of a list of groups */
+	EPSEC_CONF_SIZE,     /* bytes: 1048576, 1048576L or "100M" (K, M, G) -> int64_t, >= 0 */
+	EPSEC_CONF_INTLIST,  /* array/list of integers in [min, max] -> struct epsec_intlist */
 };
 
 struct epsec_strlist {
@@ -27,12 +29,17 @@ struct epsec_strlist {
 	const char **v; /* malloc'd array, strings owned by the config_t */
 };
 
+struct epsec_intlist {
+	size_t n;
+	long long *v; /* malloc'd */
+};
+
 struct epsec_conf_key {
 	const char *name;
 	enum epsec_conf_type type;
 	bool required;
 	size_t offset;                /* into the program's settings struct */
-	long min, max;                /* EPSEC_CONF_INT */
+	long min, max;                /* EPSEC_CONF_INT, EPSEC_CONF_INTLIST */
 	const char *const *choices;   /* EPSEC_CONF_CHOICE, NULL-terminated */
 };
 
@@ -53,6 +60,7 @@ int epsec_conf_load(struct epsec_conf *conf, const char *path,
 void epsec_conf_free(struct epsec_conf *conf);
 /* Lists filled by EPSEC_CONF_STRLIST/URILIST belong to the caller. */
 void epsec_strlist_free(struct epsec_strlist *l);
+void epsec_intlist_free(struct epsec_intlist *l);
 
 /* Validate a group against a schema (for nested groups and plugins). */
 int epsec_conf_apply(const config_setting_t *group, const struct epsec_conf_key *schema,
