@@ -278,6 +278,7 @@ static Epsec__EventKind wire_kind(enum vsep_kind k)
 	case VSEP_KIND_EXEC:
 		return EPSEC__EVENT_KIND__KIND_EXEC;
 	case VSEP_KIND_CLOSE_WRITE:
+	case VSEP_KIND_SWEEP:
 		return EPSEC__EVENT_KIND__KIND_CLOSE_WRITE;
 	default:
 		return EPSEC__EVENT_KIND__KIND_OPEN;

@@ -46,6 +46,8 @@ enum vsep_kind {
 	VSEP_KIND_OPEN,
 	VSEP_KIND_EXEC,
 	VSEP_KIND_CLOSE_WRITE,
+	VSEP_KIND_SWEEP, /* a file the agent opened itself (new directory sweep):
+			  * scanned as after a write, no answer owed */
 };
 
 /* One event from the kernel. `fd` is ours to close; for open/exec the
@@ -58,7 +60,7 @@ struct vsep_event {
 
 static inline bool vsep_event_is_perm(const struct vsep_event *ev)
 {
-	return ev->kind != VSEP_KIND_CLOSE_WRITE;
+	return ev->kind == VSEP_KIND_OPEN || ev->kind == VSEP_KIND_EXEC;
 }
 
 /* What a verdict asks for (the wire's Action, without its NONE). */

@@ -90,12 +90,17 @@ static struct queue *queue_for(pid_t pid)
 static void dispatch(const struct vsep_event *ev, void *arg)
 {
 	atomic_fetch_add(&vsep_stats.events, 1);
-	if (ev->pid == W.self) {
+	if (ev->pid == W.self && ev->kind != VSEP_KIND_SWEEP) {
 		vsep_event_end(ev, true, VSEP_WHY_SELF);
 		return;
 	}
 	if (!push(queue_for(ev->pid), ev))
 		vsep_event_end(ev, vsep_policy_allows(W.s->on_disconnect), VSEP_WHY_OVERLOAD);
+}
+
+void vsep_workers_inject(const struct vsep_event *ev)
+{
+	dispatch(ev, NULL);
 }
 
 static void *reader_main(void *arg)

@@ -8,6 +8,10 @@
 
 /* Starts the reader and s->workers workers on the fanotify group. */
 int vsep_workers_start(const struct vsep_settings *s, int fanfd);
+/* Queue an event the agent made itself (VSEP_KIND_SWEEP: an fd it opened
+ * on a file found in a new directory); from any thread. Ends it by
+ * policy, like a kernel event, when the queue is full. */
+void vsep_workers_inject(const struct vsep_event *ev);
 /* Stops and joins them; events still queued end by on_disconnect policy. */
 void vsep_workers_stop(void);
 
