@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "ctl.h"
+#include "epsecctl.h"
 
 #define EX_DOWN 1
 #define EX_USAGE_ERR 2
@@ -55,6 +56,12 @@ static void usage(FILE *f)
 		"  version          this tool's version and each running daemon's\n"
 		"  log-level N      set the log level (0-7, syslog severities) of each\n"
 		"                   running daemon, until it restarts or re-reads DEBUG_LEVEL\n"
+		"  reload           epsec-sva: load new signatures beside the old, swap\n"
+		"  scan FILE...     scan files on demand through the chain (like clamdscan);\n"
+		"                   exit 0 all clean, 1 something found, 2 an error\n"
+		"  keygen NAME      write a CURVE key pair NAME.key (secret), NAME.pub\n"
+		"  quarantine list | restore ID | delete ID\n"
+		"                   what vsep quarantined\n"
 		"  help             this text\n"
 		"\n"
 		"  -r RUNDIR  where the control sockets are: RUNDIR/vsep.ctl,\n"
@@ -70,6 +77,21 @@ static void usage(FILE *f)
 
 /* ------------------------------------------------------------ asking */
 
+static const char *default_rundir(const char *rundir)
+{
+	if (!rundir)
+		rundir = getenv(RUNDIR_ENV);
+	return rundir && *rundir ? rundir : RUNSTATEDIR "/epsec";
+}
+
+void epsecctl_ctl_path(const struct epsecctl_env *env, const char *daemon, char *buf, size_t len)
+{
+	if (env->socket)
+		snprintf(buf, len, "%s", env->socket);
+	else
+		snprintf(buf, len, "%s/%s.ctl", default_rundir(env->rundir), daemon);
+}
+
 static void targets_init(struct ctl *c, const char *rundir, const char *socket)
 {
 	if (socket) {
@@ -79,10 +101,7 @@ static void targets_init(struct ctl *c, const char *rundir, const char *socket)
 		snprintf(c->t[0].path, sizeof(c->t[0].path), "%s", socket);
 		return;
 	}
-	if (!rundir)
-		rundir = getenv(RUNDIR_ENV);
-	if (!rundir || !*rundir)
-		rundir = RUNSTATEDIR "/epsec";
+	rundir = default_rundir(rundir);
 	c->n = N_DAEMONS;
 	for (size_t i = 0; i < N_DAEMONS; i++) {
 		c->t[i].name = daemons[i];
@@ -118,6 +137,14 @@ static struct json_object *request(const char *cmd)
 
 	json_object_object_add(req, "cmd", json_object_new_string(cmd));
 	return req;
+}
+
+static void ask_cmd(struct target *t, const char *cmd)
+{
+	struct json_object *req = request(cmd);
+
+	ask_one(t, req);
+	json_object_put(req);
 }
 
 /* Missing socket: not running here, unless -s named it. */
@@ -420,6 +447,25 @@ static int cmd_log_level(struct ctl *c)
 	return 0;
 }
 
+/* Only the scanner has signatures to reload (unless -s names a socket). */
+static int cmd_reload(struct ctl *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct target *t = &c->t[i];
+
+		if (!c->one && strcmp(t->name, "epsec-sva")) {
+			t->rc = -ENOENT; /* not asked: counts as absent */
+			continue;
+		}
+		ask_cmd(t, "reload");
+		if (t->rc == 0)
+			printf("%s: reloaded, generation %lld\n", t->name, jint(t->reply, "generation"));
+		else
+			print_down(t);
+	}
+	return 0;
+}
+
 static int cmd_help(struct ctl *c)
 {
 	usage(stdout);
@@ -434,8 +480,28 @@ static const struct command {
 	{ "status", 1, cmd_status },
 	{ "version", 0, cmd_version },
 	{ "log-level", 1, cmd_log_level },
+	{ "reload", 0, cmd_reload },
 	{ "help", 0, cmd_help },
 };
+
+/* Commands in their own files (epsecctl.h). */
+static const struct standalone {
+	const char *name;
+	int (*run)(const struct epsecctl_env *env, int argc, char **argv);
+} standalones[] = {
+	{ "scan", epsecctl_scan },
+	{ "keygen", epsecctl_keygen },
+	{ "quarantine", epsecctl_quarantine },
+};
+
+static const struct standalone *find_standalone(const char *name)
+{
+	for (size_t i = 0; i < sizeof(standalones) / sizeof(standalones[0]); i++) {
+		if (!strcmp(name, standalones[i].name))
+			return &standalones[i];
+	}
+	return NULL;
+}
 
 static const struct command *find_command(const char *name)
 {
@@ -491,6 +557,11 @@ int main(int argc, char **argv)
 	if (optind >= argc) {
 		usage(stderr);
 		return EX_USAGE_ERR;
+	}
+	if (find_standalone(argv[optind])) {
+		struct epsecctl_env env = { .rundir = rundir, .socket = socket };
+
+		return find_standalone(argv[optind])->run(&env, argc - optind, argv + optind);
 	}
 	targets_init(&c, rundir, socket);
 	c.argc = argc - optind;

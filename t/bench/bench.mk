@@ -1,10 +1,14 @@
-# `make bench` (not part of make check): runs the chain against the floor and
-# no agent on a tmpfs, prints medians and ratios.
+# `make bench` (not part of make check): each script in BENCH_RUNNERS runs
+# its subjects against their baselines in one invocation and prints ratios.
 noinst_PROGRAMS += t/bench/floor t/bench/mkcorpus
 t_bench_floor_SOURCES = t/bench/floor.c
 t_bench_mkcorpus_SOURCES = t/bench/mkcorpus.c
-EXTRA_DIST += t/bench/run.sh
+BENCH_RUNNERS += t/bench/run.sh
+EXTRA_DIST += $(BENCH_RUNNERS)
 
 bench: all
-	$(AM_TESTS_ENVIRONMENT) $(SHELL) $(srcdir)/t/bench/run.sh
+	@for s in $(BENCH_RUNNERS); do \
+		echo "==== $$s"; \
+		$(AM_TESTS_ENVIRONMENT) $(SHELL) $(srcdir)/$$s || exit 1; \
+	done
 .PHONY: bench

@@ -1,0 +1,1 @@
+# mux tests (fragment owned by one part of the work; see t/Makefile.inc)

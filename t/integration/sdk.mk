@@ -1,0 +1,1 @@
+# sdk tests (fragment owned by one part of the work; see t/Makefile.inc)
