@@ -80,6 +80,12 @@ static struct json_object *counters(void)
 	add_num(c, "disconnected", atomic_load(&vsep_stats.disconnected));
 	add_num(c, "errors", atomic_load(&vsep_stats.errors));
 	add_num(c, "overload", atomic_load(&vsep_stats.overload));
+	add_num(c, "excluded", atomic_load(&vsep_stats.excluded));
+	add_num(c, "too_big", atomic_load(&vsep_stats.too_big));
+	add_num(c, "cache_misses", atomic_load(&vsep_stats.cache_misses));
+	add_num(c, "ignore_marks", atomic_load(&vsep_stats.ignore_marks));
+	add_num(c, "quarantined", atomic_load(&vsep_stats.quarantined));
+	add_num(c, "swept", atomic_load(&vsep_stats.swept));
 	return c;
 }
 

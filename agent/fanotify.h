@@ -22,6 +22,11 @@ int vsep_fan_init(int *fanfd);
  * -ENOENT / -ENOTDIR when the path is not a directory. */
 int vsep_fan_mark(int fanfd, const char *path, struct vsep_mark *out);
 
+/* After FAN_MARK_FLUSH of the group's inode marks (which drops every
+ * ignore mark, on a new signature generation): place the inode marks of
+ * every inode-marked protected tree again. Thread-safe. 0 or -errno. */
+int vsep_fan_remark(int fanfd);
+
 typedef void (*vsep_fan_event_fn)(const struct vsep_event *ev, void *arg);
 /* One read() of the group: fn once per event (fn owns ev->fd). 0 after
  * events or nothing pending, -errno on failure. */
