@@ -18,6 +18,7 @@
 #include "host.h"
 #include "loader.h"
 #include "log.h"
+#include "topts.h"
 
 #define EPSEC_LOG_SRC "link"
 
@@ -525,7 +526,7 @@ int epsec_connect(struct epsec_loop *loop, const char *uri, const config_setting
 
 	if (r < 0)
 		return r;
-	r = tr->connect(epsec_host_get(), address, opts, &link);
+	r = tr->connect(epsec_host_get(), address, opts ? opts : epsec_topts_find(uri), &link);
 	if (r < 0)
 		return r;
 	return conn_new(loop, tr, link, peer_role, uri, out);
@@ -667,7 +668,7 @@ int epsec_listen(struct epsec_loop *loop, const char *uri, const config_setting_
 		free(l);
 		return -ENOMEM;
 	}
-	r = tr->listen(epsec_host_get(), address, opts, &l->link);
+	r = tr->listen(epsec_host_get(), address, opts ? opts : epsec_topts_find(uri), &l->link);
 	if (r < 0)
 		goto fail;
 	l->loop = loop;

@@ -2,7 +2,8 @@
  * so SVAs on any host come and go without the mux knowing them in advance.
  * A ROUTER carries every peer on one socket; this file splits it into one
  * virtual link per peer, so the host sees the same accept/recv model as on
- * unix://. All ZeroMQ use for links lives here. */
+ * unix://. All ZeroMQ use for links lives here; CURVE keys and the ZAP
+ * handler that checks them are in curve.c. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -21,14 +22,17 @@
 #include <unistd.h>
 #include <zmq.h>
 #include <epsec/transport.h>
+#include "curve.h"
 
 #define PUMP_BUDGET 1024          /* ROUTER messages per accept() before yielding */
 #define TOMB_TTL_MS 10000         /* how long a dropped peer's messages are ignored */
 #define CONNECT_TIMEOUT_MS 3000
 #define ROUTING_ID_MAX 255
-#define MON_EVENTS (ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED | \
-		    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
-		    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+#define HANDSHAKE_FAILED (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | \
+			  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+#define MON_EVENTS (ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED | HANDSHAKE_FAILED)
+/* A key refused by the ZAP handler is logged there, with the key. */
+#define ROUTER_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
 
 enum link_kind { K_ROUTER, K_PEER, K_DEALER };
 enum peer_state { P_PENDING, P_OPEN, P_TOMB };
@@ -73,6 +77,12 @@ struct router {
 	unsigned refs;
 	bool closed;
 	uint64_t last_sweep;
+	/* CURVE: the ZAP domain of our allowed keys, and a monitor that tells
+	 * of clients failing the handshake (no key, wrong server key) */
+	char domain[32];
+	void *mon;
+	char ep[300];
+	struct curve_ratelimit rl;
 };
 
 static void *zctx;
@@ -235,6 +245,44 @@ static int take_msg(void *sock, void **msg, size_t *len)
 	return 0;
 }
 
+/* Next monitor event (and its value, when asked), or 0 when none is
+ * waiting. */
+static int monitor_read(void *mon, uint32_t *value)
+{
+	zmq_msg_t m;
+	uint16_t ev = 0;
+	uint32_t v = 0;
+
+	zmq_msg_init(&m);
+	if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&m);
+		return 0;
+	}
+	if (zmq_msg_size(&m) >= sizeof(ev) + sizeof(v)) {
+		memcpy(&ev, zmq_msg_data(&m), sizeof(ev));
+		memcpy(&v, (uint8_t *)zmq_msg_data(&m) + sizeof(ev), sizeof(v));
+	}
+	skip_parts(mon, &m);
+	zmq_msg_close(&m);
+	if (value)
+		*value = v;
+	return ev ? ev : ZMQ_EVENT_MONITOR_STOPPED;
+}
+
+static int monitor_start(void *sock, int events, void **mon)
+{
+	char ep[64];
+
+	snprintf(ep, sizeof(ep), "inproc://epsec-tcp-monitor-%lu",
+		 atomic_fetch_add(&monitor_seq, 1));
+	if (zmq_socket_monitor(sock, ep, events) < 0)
+		return -errno;
+	*mon = zmq_socket(context(), ZMQ_PAIR);
+	if (!*mon || set_int(*mon, ZMQ_LINGER, 0) < 0 || zmq_connect(*mon, ep) < 0)
+		return -errno;
+	return 0;
+}
+
 /* ------------------------------------------------------------ ROUTER peers */
 
 static size_t id_hash(const uint8_t *id, size_t len, size_t nbuckets)
@@ -346,6 +394,17 @@ static void peer_name(struct epsec_link *p, zmq_msg_t *m)
 	snprintf(p->peer, sizeof(p->peer), "tcp://%s", pa ? pa : "unknown");
 }
 
+/* The allowed key a CURVE peer proved it holds (the ZAP handler's user id),
+ * appended to its name: "tcp://10.0.0.7:40112 key=agent7". */
+static void peer_key(struct epsec_link *p, zmq_msg_t *m)
+{
+	const char *user = zmq_msg_gets(m, "User-Id");
+	size_t n = strlen(p->peer);
+
+	if (user && *user)
+		snprintf(p->peer + n, sizeof(p->peer) - n, " key=%s", user);
+}
+
 static struct epsec_link *peer_new(struct router *r, zmq_msg_t *id, zmq_msg_t *body,
 				   const struct epsec_host *host)
 {
@@ -367,6 +426,8 @@ static struct epsec_link *peer_new(struct router *r, zmq_msg_t *id, zmq_msg_t *b
 	memcpy(p->id, zmq_msg_data(id), p->idlen);
 	p->qtail = &p->qhead;
 	peer_name(p, body);
+	if (r->domain[0])
+		peer_key(p, body);
 	if (r->n >= r->nbuckets * 2)
 		table_grow(r);
 	h = id_hash(p->id, p->idlen, r->nbuckets);
@@ -497,62 +558,103 @@ static void router_unref(struct router *r)
 	free(r);
 }
 
-static int router_open(struct router *r, const char *ep)
+/* CURVE server: the ZAP handler must know our domain before we bind, or
+ * a fast client could be let in unchecked. */
+static int router_curve(struct router *r, const struct epsec_host *host,
+			struct curve_server *cs)
 {
-	int fds[2];
+	int e = curve_zap_add(context(), host, r->ep, &cs->allowed, r->domain);
+
+	if (e)
+		return e;
+	if (set_int(r->sock, ZMQ_CURVE_SERVER, 1) < 0 ||
+	    zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, cs->secret, CURVE_Z85) < 0 ||
+	    zmq_setsockopt(r->sock, ZMQ_ZAP_DOMAIN, r->domain, strlen(r->domain)) < 0)
+		return -errno;
+	return monitor_start(r->sock, ROUTER_EVENTS, &r->mon);
+}
+
+static int router_open(struct router *r, const struct epsec_host *host,
+		       struct curve_server *cs)
+{
+	int fds[3], n = 2, e;
 
 	r->sock = zmq_socket(context(), ZMQ_ROUTER);
 	if (!r->sock)
 		return -errno;
-	if (set_int(r->sock, ZMQ_ROUTER_MANDATORY, 1) < 0 || common_opts(r->sock) < 0 ||
-	    zmq_bind(r->sock, ep) < 0)
+	if (set_int(r->sock, ZMQ_ROUTER_MANDATORY, 1) < 0 || common_opts(r->sock) < 0)
+		return -errno;
+	if (cs->on && (e = router_curve(r, host, cs)))
+		return e;
+	if (zmq_bind(r->sock, r->ep) < 0)
 		return -errno;
 	r->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (r->wake < 0)
 		return -errno;
 	fds[0] = zmq_fd_of(r->sock);
 	fds[1] = r->wake;
-	r->epfd = poll_set(fds, 2);
+	if (r->mon)
+		fds[n++] = zmq_fd_of(r->mon);
+	r->epfd = poll_set(fds, n);
 	return r->epfd < 0 ? r->epfd : 0;
 }
 
 static void router_close_sockets(struct router *r)
 {
+	if (r->sock && r->mon)
+		zmq_socket_monitor(r->sock, NULL, 0);
+	if (r->mon)
+		zmq_close(r->mon);
 	if (r->sock)
 		zmq_close(r->sock);
 	if (r->wake >= 0)
 		close(r->wake);
 	if (r->epfd >= 0)
 		close(r->epfd);
-	r->sock = NULL;
+	if (r->domain[0])
+		curve_zap_remove(r->domain);
+	r->sock = r->mon = NULL;
 	r->wake = r->epfd = -1;
+	r->domain[0] = '\0';
 }
 
-static int tcp_listen(const struct epsec_host *host, const char *address,
-		      const config_setting_t *opts, struct epsec_link **out)
+static struct router *router_new(const char *ep)
 {
-	static const char *const keys[] = { NULL };
-	char ep[300];
-	struct epsec_link *l;
-	struct router *r;
-	int e;
+	struct router *r = calloc(1, sizeof(*r));
 
-	if ((e = host->conf_check_keys(opts, keys)) || (e = endpoint(ep, sizeof(ep), address)))
-		return e;
-	if (!context())
-		return -ENOMEM;
-	l = calloc(1, sizeof(*l));
-	r = calloc(1, sizeof(*r));
-	if (!l || !r || !(r->table = calloc(64, sizeof(*r->table)))) {
+	if (!r || !(r->table = calloc(64, sizeof(*r->table)))) {
 		free(r);
-		free(l);
-		return -ENOMEM;
+		return NULL;
 	}
 	r->nbuckets = 64;
 	r->refs = 1;
 	r->wake = r->epfd = -1;
 	r->pending_tail = &r->pending;
-	if ((e = router_open(r, ep))) {
+	snprintf(r->ep, sizeof(r->ep), "%s", ep);
+	return r;
+}
+
+static int tcp_listen(const struct epsec_host *host, const char *address,
+		      const config_setting_t *opts, struct epsec_link **out)
+{
+	struct curve_server cs;
+	char ep[300];
+	struct epsec_link *l;
+	struct router *r;
+	int e;
+
+	if ((e = endpoint(ep, sizeof(ep), address)) || (e = curve_server_opts(host, opts, &cs)))
+		return e;
+	l = context() ? calloc(1, sizeof(*l)) : NULL;
+	r = l ? router_new(ep) : NULL;
+	if (!r) {
+		free(l);
+		curve_server_free(&cs);
+		return -ENOMEM;
+	}
+	e = router_open(r, host, &cs);
+	curve_server_free(&cs);
+	if (e) {
 		router_close_sockets(r);
 		router_unref(r);
 		free(l);
@@ -567,11 +669,43 @@ static int tcp_listen(const struct epsec_host *host, const char *address,
 	return 0;
 }
 
+static const char *handshake_why(int ev, uint32_t value)
+{
+	if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+	    value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+		return "it does not speak CURVE (no curve_key configured?)";
+	if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+	    (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC ||
+	     value == ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE))
+		return "its handshake does not decrypt (wrong curve_server_key?)";
+	if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+		return "the handshake broke off (a client without CURVE, or with other keys?)";
+	return "protocol error";
+}
+
+/* Clients that failed the CURVE handshake never become peers: this is the
+ * only place they are seen. */
+static void router_events(struct router *r, const struct epsec_host *host)
+{
+	char more[64];
+	uint32_t value;
+	int ev;
+
+	while ((ev = monitor_read(r->mon, &value)))
+		if ((ev & ROUTER_EVENTS) && curve_log_pass(&r->rl, more, sizeof(more)))
+			host->log(EPSEC_LOG_WARNING, "tcp", "refused a client on %s: %s (%s 0x%x)%s",
+				  r->ep, handshake_why(ev, value),
+				  ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ? "errno" : "code",
+				  value, more);
+}
+
 static int router_accept(struct epsec_link *l, struct epsec_link **out)
 {
 	struct router *r = l->r;
 	struct epsec_link *p;
 
+	if (r->mon)
+		router_events(r, l->host);
 	if (!r->pending) {
 		int e;
 
@@ -692,31 +826,20 @@ static void peer_close(struct epsec_link *p)
 
 /* ------------------------------------------------------------------ DEALER */
 
-/* Next monitor event, or 0 when none is waiting. */
 static int monitor_event(void *mon)
 {
-	zmq_msg_t m;
-	uint16_t ev = 0;
-
-	zmq_msg_init(&m);
-	if (zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) < 0) {
-		zmq_msg_close(&m);
-		return 0;
-	}
-	if (zmq_msg_size(&m) >= sizeof(ev))
-		memcpy(&ev, zmq_msg_data(&m), sizeof(ev));
-	while (zmq_msg_more(&m) && zmq_msg_recv(&m, mon, ZMQ_DONTWAIT) >= 0)
-		;
-	zmq_msg_close(&m);
-	return ev ? ev : ZMQ_EVENT_MONITOR_STOPPED;
+	return monitor_read(mon, NULL);
 }
 
+/* A server that refused our key says so (-EACCES); any other failed
+ * handshake, such as a wrong server key, is -EPROTO. */
 static int monitor_error(int ev)
 {
 	if (ev == ZMQ_EVENT_CONNECT_RETRIED)
 		return -ECONNREFUSED;
-	if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-		  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH))
+	if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+		return -EACCES;
+	if (ev & HANDSHAKE_FAILED)
 		return -EPROTO;
 	if (ev & (ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_MONITOR_STOPPED))
 		return -ECONNRESET;
@@ -747,22 +870,29 @@ static int dealer_wait(struct epsec_link *l)
 	}
 }
 
-static int dealer_open(struct epsec_link *l, const char *ep)
+static int dealer_curve(void *sock, const struct curve_client *cc)
 {
-	char mon_ep[64];
-	int fds[3];
+	if (!cc->on)
+		return 0;
+	if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, cc->server, CURVE_Z85) < 0 ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, cc->public, CURVE_Z85) < 0 ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, cc->secret, CURVE_Z85) < 0)
+		return -errno;
+	return 0;
+}
 
-	snprintf(mon_ep, sizeof(mon_ep), "inproc://epsec-tcp-monitor-%lu",
-		 atomic_fetch_add(&monitor_seq, 1));
+static int dealer_open(struct epsec_link *l, const char *ep, const struct curve_client *cc)
+{
+	int fds[3], e;
+
 	l->sock = zmq_socket(context(), ZMQ_DEALER);
 	if (!l->sock)
 		return -errno;
-	if (common_opts(l->sock) < 0 || set_int(l->sock, ZMQ_IMMEDIATE, 1) < 0 ||
-	    zmq_socket_monitor(l->sock, mon_ep, MON_EVENTS) < 0)
+	if (common_opts(l->sock) < 0 || set_int(l->sock, ZMQ_IMMEDIATE, 1) < 0)
 		return -errno;
-	l->mon = zmq_socket(context(), ZMQ_PAIR);
-	if (!l->mon || set_int(l->mon, ZMQ_LINGER, 0) < 0 || zmq_connect(l->mon, mon_ep) < 0 ||
-	    zmq_connect(l->sock, ep) < 0)
+	if ((e = dealer_curve(l->sock, cc)) || (e = monitor_start(l->sock, MON_EVENTS, &l->mon)))
+		return e;
+	if (zmq_connect(l->sock, ep) < 0)
 		return -errno;
 	l->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->wake < 0)
@@ -792,23 +922,24 @@ static void dealer_close(struct epsec_link *l)
 static int tcp_connect(const struct epsec_host *host, const char *address,
 		       const config_setting_t *opts, struct epsec_link **out)
 {
-	static const char *const keys[] = { NULL };
+	struct curve_client cc;
 	char ep[300];
 	struct epsec_link *l;
 	int e;
 
-	if ((e = host->conf_check_keys(opts, keys)) || (e = endpoint(ep, sizeof(ep), address)))
+	if ((e = endpoint(ep, sizeof(ep), address)) || (e = curve_client_opts(host, opts, &cc)))
 		return e;
-	if (!context())
+	l = context() ? calloc(1, sizeof(*l)) : NULL;
+	if (!l) {
+		curve_client_free(&cc);
 		return -ENOMEM;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return -ENOMEM;
+	}
 	l->kind = K_DEALER;
 	l->host = host;
 	l->fd = l->wake = -1;
 	snprintf(l->peer, sizeof(l->peer), "%s", ep);
-	e = dealer_open(l, ep);
+	e = dealer_open(l, ep, &cc);
+	curve_client_free(&cc);
 	if (e) {
 		dealer_close(l);
 		return e;

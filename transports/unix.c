@@ -1,11 +1,12 @@
 /* unix:// transport: AF_UNIX stream sockets carrying libcore's length-prefixed
- * frames. The peer is named by SO_PEERCRED, which the kernel vouches for,
- * so it can serve for authorization and not only for logs. */
+ * frames (libcore/stream.c). The peer is named by SO_PEERCRED, which the
+ * kernel vouches for, so it serves for authorization (allow_uids), not only
+ * for logs. */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,48 +15,25 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <epsec/transport.h>
-#include "frame.h"
+#include "stream.h"
 
-#define SRC "unix"
-
-struct epsec_link {
-	const struct epsec_host *host;
-	int fd;
-	bool listening;
-	struct epsec_framer fr;
-	char peer[80];
-	/* listener: its socket file, removed on close while it is still ours */
+/* The listener's socket file, removed on close while it is still ours. */
+struct sockfile {
 	char *path;
 	dev_t dev;
 	ino_t ino;
 };
 
-static int fill_addr(const char *path, struct sockaddr_un *sa)
-{
-	size_t n = strlen(path);
-
-	if (!n)
-		return -EINVAL;
-	if (n >= sizeof(sa->sun_path))
-		return -ENAMETOOLONG;
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	memcpy(sa->sun_path, path, n + 1);
-	return 0;
-}
-
 /* libconfig reads `mode = 0660;` as decimal 660: take its digits as octal,
  * as an operator writing a file mode means; hex is taken as written. */
 static int parse_mode(const struct epsec_host *host, const config_setting_t *opts, int *mode)
 {
-	static const char *const keys[] = { "mode", NULL };
 	const config_setting_t *s;
 	int v, oct = 0, mul = 1;
-	int r = host->conf_check_keys(opts, keys);
 
 	*mode = -1;
-	if (r || !opts || !(s = config_setting_get_member(opts, "mode")))
-		return r;
+	if (!opts || !(s = config_setting_get_member(opts, "mode")))
+		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_INT || (v = config_setting_get_int(s)) < 0)
 		return host->conf_error(s, "expected a file mode such as 0660");
 	if (config_setting_get_format(s) == CONFIG_FORMAT_HEX)
@@ -69,6 +47,20 @@ static int parse_mode(const struct epsec_host *host, const config_setting_t *opt
 	if (oct > 07777)
 		return host->conf_error(s, "expected a file mode such as 0660");
 	*mode = oct;
+	return 0;
+}
+
+static int fill_addr(const char *path, struct sockaddr_un *sa)
+{
+	size_t n = strlen(path);
+
+	if (!n)
+		return -EINVAL;
+	if (n >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, path, n + 1);
 	return 0;
 }
 
@@ -94,29 +86,41 @@ static int clear_stale(const struct sockaddr_un *sa)
 	return r;
 }
 
-static struct epsec_link *link_new(const struct epsec_host *host, int fd)
-{
-	struct epsec_link *l = calloc(1, sizeof(*l));
-
-	if (!l)
-		return NULL;
-	l->host = host;
-	l->fd = fd;
-	epsec_framer_init(&l->fr, fd, EPSEC_FRAME_MAX);
-	return l;
-}
-
-static void set_peer(struct epsec_link *l)
+static void name_peer(int fd, char *buf, size_t len, long long *id)
 {
 	struct ucred uc;
 	socklen_t sl = sizeof(uc);
 
-	if (getsockopt(l->fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) == 0)
-		snprintf(l->peer, sizeof(l->peer), "uid=%u gid=%u pid=%d", (unsigned)uc.uid,
-			 (unsigned)uc.gid, (int)uc.pid);
-	else
-		snprintf(l->peer, sizeof(l->peer), "unknown");
+	*id = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) < 0) {
+		snprintf(buf, len, "unknown");
+		return;
+	}
+	*id = uc.uid;
+	snprintf(buf, len, "uid=%u gid=%u pid=%d", (unsigned)uc.uid, (unsigned)uc.gid,
+		 (int)uc.pid);
 }
+
+static void unix_on_close(struct epsec_link *l)
+{
+	struct sockfile *sf = l->priv;
+	struct stat st;
+
+	if (!sf)
+		return;
+	if (stat(sf->path, &st) == 0 && st.st_dev == sf->dev && st.st_ino == sf->ino)
+		unlink(sf->path);
+	free(sf->path);
+	free(sf);
+}
+
+static const struct epsec_stream_ops unix_ops = {
+	.src = "unix",
+	.id_name = "uid",
+	.allow_key = "allow_uids",
+	.name_peer = name_peer,
+	.on_close = unix_on_close,
+};
 
 static int bind_listen(int fd, const struct sockaddr_un *sa, int mode)
 {
@@ -131,41 +135,74 @@ static int bind_listen(int fd, const struct sockaddr_un *sa, int mode)
 	return 0;
 }
 
+/* The socket file, remembered so close removes it only while it is ours. */
+static struct sockfile *sockfile_new(const char *path)
+{
+	struct sockfile *sf = calloc(1, sizeof(*sf));
+	struct stat st;
+
+	if (!sf || !(sf->path = strdup(path))) {
+		free(sf);
+		return NULL;
+	}
+	if (stat(path, &st) == 0) {
+		sf->dev = st.st_dev;
+		sf->ino = st.st_ino;
+	}
+	return sf;
+}
+
+static int listen_opts(const struct epsec_host *host, const config_setting_t *opts, int *mode,
+		       struct epsec_allow *allow)
+{
+	static const char *const keys[] = { "mode", "allow_uids", NULL };
+	int r = host->conf_check_keys(opts, keys);
+
+	if (!r)
+		r = parse_mode(host, opts, mode);
+	if (!r)
+		r = epsec_allow_parse(host, opts, "allow_uids", 0, UINT32_MAX - 1, allow);
+	return r;
+}
+
 static int unix_listen(const struct epsec_host *host, const char *address,
 		       const config_setting_t *opts, struct epsec_link **out)
 {
+	struct epsec_allow allow = { 0 };
 	struct sockaddr_un sa;
 	struct epsec_link *l;
-	struct stat st;
 	int fd, mode, r;
 
-	if ((r = parse_mode(host, opts, &mode)) || (r = fill_addr(address, &sa)) ||
+	if ((r = listen_opts(host, opts, &mode, &allow)) || (r = fill_addr(address, &sa)) ||
 	    (r = clear_stale(&sa)))
-		return r;
+		goto fail;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = bind_listen(fd, &sa, mode);
-	l = r ? NULL : link_new(host, fd);
-	if (l)
-		l->path = strdup(address);
-	if (!r && (!l || !l->path)) {
-		free(l);
-		unlink(sa.sun_path);
-		r = -ENOMEM;
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
 	}
-	if (r) {
+	if ((r = bind_listen(fd, &sa, mode))) {
 		close(fd);
-		return r;
+		goto fail;
 	}
-	l->listening = true;
-	if (stat(address, &st) == 0) {
-		l->dev = st.st_dev;
-		l->ino = st.st_ino;
+	l = epsec_stream_new(host, &unix_ops, fd, true);
+	if (l)
+		l->priv = sockfile_new(address);
+	if (!l || !l->priv) {
+		unlink(sa.sun_path);
+		if (l)
+			epsec_stream_close(l);
+		else
+			close(fd);
+		r = -ENOMEM;
+		goto fail;
 	}
-	snprintf(l->peer, sizeof(l->peer), "listening");
+	l->allow = allow;
 	*out = l;
 	return 0;
+fail:
+	epsec_allow_free(&allow);
+	return r;
 }
 
 /* Synchronous: the far end is local, so connect either succeeds at once or
@@ -183,90 +220,14 @@ static int unix_connect(const struct epsec_host *host, const char *address,
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	l = link_new(host, fd);
+	r = epsec_stream_connect_fd(fd, &sa, sizeof(sa));
+	l = r ? NULL : epsec_stream_new(host, &unix_ops, fd, false);
 	if (!l) {
 		close(fd);
-		return -ENOMEM;
+		return r ? r : -ENOMEM;
 	}
-	set_peer(l);
 	*out = l;
 	return 0;
-}
-
-static int unix_accept(struct epsec_link *listener, struct epsec_link **out)
-{
-	struct epsec_link *l;
-	int fd;
-
-	if (!listener->listening)
-		return -EINVAL;
-	for (;;) {
-		fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0)
-			break;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return -EAGAIN;
-		if (errno != EINTR && errno != ECONNABORTED)
-			return -errno;
-	}
-	l = link_new(listener->host, fd);
-	if (!l) {
-		close(fd);
-		return -ENOMEM;
-	}
-	set_peer(l);
-	*out = l;
-	return 0;
-}
-
-static int unix_send(struct epsec_link *l, const void *msg, size_t len)
-{
-	return l->listening ? -EINVAL : epsec_framer_send(&l->fr, msg, len);
-}
-
-static int unix_flush(struct epsec_link *l)
-{
-	return l->listening ? 0 : epsec_framer_flush(&l->fr);
-}
-
-static bool unix_want_write(struct epsec_link *l)
-{
-	return !l->listening && epsec_framer_want_write(&l->fr);
-}
-
-static int unix_recv(struct epsec_link *l, void **msg, size_t *len)
-{
-	return l->listening ? -EINVAL : epsec_framer_recv(&l->fr, msg, len);
-}
-
-static int unix_fd(struct epsec_link *l)
-{
-	return l->fd;
-}
-
-static const char *unix_peer(struct epsec_link *l)
-{
-	return l->peer;
-}
-
-static void unix_close(struct epsec_link *l)
-{
-	struct stat st;
-
-	if (!l)
-		return;
-	if (l->path && stat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
-		unlink(l->path);
-	close(l->fd);
-	epsec_framer_free(&l->fr);
-	free(l->path);
-	free(l);
 }
 
 const struct epsec_transport_plugin epsec_transport_plugin = {
@@ -277,12 +238,12 @@ const struct epsec_transport_plugin epsec_transport_plugin = {
 	.description = "AF_UNIX stream sockets; peers named by SO_PEERCRED",
 	.listen = unix_listen,
 	.connect = unix_connect,
-	.accept = unix_accept,
-	.send = unix_send,
-	.flush = unix_flush,
-	.want_write = unix_want_write,
-	.recv = unix_recv,
-	.fd = unix_fd,
-	.peer = unix_peer,
-	.close = unix_close,
+	.accept = epsec_stream_accept,
+	.send = epsec_stream_send,
+	.flush = epsec_stream_flush,
+	.want_write = epsec_stream_want_write,
+	.recv = epsec_stream_recv,
+	.fd = epsec_stream_fd,
+	.peer = epsec_stream_peer,
+	.close = epsec_stream_close,
 };
