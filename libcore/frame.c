@@ -261,21 +261,28 @@ static int in_reserve(struct epsec_framer *f)
 static int in_fill(struct epsec_framer *f)
 {
 	ssize_t r;
+	size_t room;
 	int e = in_reserve(f);
 
 	if (e)
 		return e;
+	room = f->in_cap - f->in_len;
 	do
-		r = read(f->fd, f->in + f->in_len, f->in_cap - f->in_len);
+		r = read(f->fd, f->in + f->in_len, room);
 	while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return -ECONNRESET;
 	if (r < 0)
 		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -errno;
 	f->in_len += (size_t)r;
+	f->in_drained = (size_t)r < room;
 	return 0;
 }
 
+/* A read that came back short emptied the fd, so the next one would only
+ * say EAGAIN: skip it (one syscall per wake-up saved, which is one per
+ * message for a thousand agents with an event or two in flight each). The
+ * owner's poll is level-triggered and wakes it again for what comes next. */
 int epsec_framer_recv(struct epsec_framer *f, void **msg, size_t *len)
 {
 	for (;;) {
@@ -283,6 +290,10 @@ int epsec_framer_recv(struct epsec_framer *f, void **msg, size_t *len)
 
 		if (r != -EAGAIN)
 			return r;
+		if (f->in_drained) {
+			f->in_drained = false;
+			return -EAGAIN;
+		}
 		r = in_fill(f);
 		if (r)
 			return r;

@@ -14,6 +14,7 @@ struct epsec_framer {
 	/* input: bytes [in_off, in_len) are received but not yet returned */
 	uint8_t *in;
 	size_t in_off, in_len, in_cap;
+	bool in_drained;         /* the last read emptied the fd */
 	/* output */
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
@@ -28,7 +29,9 @@ int epsec_framer_send(struct epsec_framer *f, const void *msg, size_t len);
 int epsec_framer_flush(struct epsec_framer *f);
 bool epsec_framer_want_write(const struct epsec_framer *f);
 /* Next whole frame (malloc'd). 0, -EAGAIN, -ECONNRESET (EOF), -EMSGSIZE
- * (header announces more than max), -errno. */
+ * (header announces more than max), -errno. -EAGAIN may come without a
+ * read when the last read emptied the fd: call again once it is readable
+ * (a level-triggered poll says so), not in a busy loop. */
 int epsec_framer_recv(struct epsec_framer *f, void **msg, size_t *len);
 
 /* Pure decoder over a buffer, for tests and fuzzing: how many bytes of

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <epsec/version.h>
 
@@ -38,6 +39,8 @@ static const struct epsec_conf_key schema[] = {
 	KEY("svas", EPSEC_CONF_URILIST, true, svas, 0, 0),
 	KEY("agent_log_dir", EPSEC_CONF_STRING, false, agent_log_dir, 0, 0),
 	KEY("sva_timeout_ms", EPSEC_CONF_INT, false, sva_timeout_ms, 100, 3600000),
+	KEY("peer_timeout_ms", EPSEC_CONF_INT, false, peer_timeout_ms, 300, 600000),
+	KEY("sva_window", EPSEC_CONF_INT, false, sva_window, 1, 900),
 	{ NULL, 0, false, 0, 0, 0, NULL },
 };
 
@@ -51,6 +54,22 @@ static void defaults(struct mux_settings *set)
 	set->plugin_dir = NULL;
 	set->agent_log_dir = LOCALSTATEDIR "/log/epsec/agents";
 	set->sva_timeout_ms = 10000;
+	set->peer_timeout_ms = 3000;
+	set->sva_window = 256;
+}
+
+/* A thousand agents need a thousand fds: take the hard limit, since the
+ * soft one is often 1024. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		EPSEC_WARN("cannot raise the open file limit to %llu: %s",
+			   (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
 /* The control socket's directory (/run/epsec) may not exist after boot. */
@@ -93,6 +112,9 @@ static int prepare(struct mux_main *mm)
 {
 	int rc;
 
+	raise_nofile();
+	epsec_link_set_liveness((unsigned)mm->set.peer_timeout_ms / 3,
+				(unsigned)mm->set.peer_timeout_ms);
 	rc = epsec_daemon_block_signals();
 	if (rc == 0)
 		rc = epsec_loader_init(mm->set.plugin_dir);

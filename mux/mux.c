@@ -68,14 +68,22 @@ static void send_data_error(struct epsec_conn *c, uint64_t id, uint64_t offset, 
 	epsec_conn_send(c, &env);
 }
 
+/* An answer the agent's link would not take: it ends by the agent's own
+ * scan timeout. Counted, so status shows it. */
+static void undelivered(struct mux *mx, const char *what, uint64_t req, int rc)
+{
+	mx->counters.undelivered++;
+	EPSEC_DBG("%s for agent request %llu not passed on: %s", what, (unsigned long long)req,
+		  strerror(-rc));
+}
+
 static void answer_error(struct mux *mx, struct epsec_conn *agent, uint64_t req, uint32_t code)
 {
 	int rc = send_error(agent, req, code);
 
 	mx->counters.errors++;
 	if (rc < 0)
-		EPSEC_DBG("ERROR for agent request %llu not sent: %s", (unsigned long long)req,
-			  strerror(-rc));
+		undelivered(mx, "ERROR", req, rc);
 }
 
 /* ------------------------------------------------------------ events */
@@ -120,21 +128,30 @@ static int send_event(struct mux *mx, struct mux_event *e)
 	return rc;
 }
 
-/* Events wait in the SVA's backlog, in order, while it is full. */
-static void give_to_sva(struct mux *mx, struct mux_event *e)
+/* An SVA holds at most sva_window events it has not answered: the rest
+ * wait here, not in its queues, so ZeroMQ's high-water marks (1000 on
+ * each side) are never reached (an SVA that finds its link full may drop
+ * a verdict) and a slow SVA does not sit on events another could take. */
+static bool sva_full(const struct mux *mx, const struct mux_peer *sva)
 {
-	if (mux_route_deferred(e->sva) || send_event(mx, e) == 1)
-		mux_route_defer(e);
+	return sva->held - sva->n_backlog >= (size_t)mx->set->sva_window;
 }
 
-/* Called whenever the SVA shows it is reading (each message from it) and
- * on every tick. */
+/* Called whenever the SVA answers or shows it is reading (each message
+ * from it) and on every tick. */
 static void flush_backlog(struct mux *mx, struct mux_peer *sva)
 {
 	struct mux_event *e;
 
-	while ((e = mux_route_deferred(sva)) && send_event(mx, e) != 1)
+	while ((e = mux_route_deferred(sva)) && !sva_full(mx, sva) && send_event(mx, e) != 1)
 		;
+}
+
+/* Events wait in the SVA's backlog, in order, while it is full. */
+static void give_to_sva(struct mux *mx, struct mux_event *e)
+{
+	mux_route_defer(e);
+	flush_backlog(mx, e->sva);
 }
 
 static void flush_all(struct mux *mx)
@@ -210,12 +227,23 @@ static void sva_gone(struct mux *mx, struct mux_conn *pc)
 	}
 }
 
+/* The reasons link.c drops a peer for: a message its role may not send,
+ * one that makes no sense, broken or oversized framing. */
+static bool hostile(int reason)
+{
+	return reason == -EPERM || reason == -EBADMSG || reason == -EPROTO || reason == -EMSGSIZE;
+}
+
 static void on_close(struct epsec_conn *c, int reason, void *arg)
 {
 	struct mux_conn *pc = arg;
 	struct mux *mx = pc->mux;
+	bool refused = !pc->rejected && hostile(reason);
 
-	if (pc->welcomed && !pc->rejected)
+	/* link.c refused what it sent and said why; this names who. */
+	if (refused)
+		mx->counters.rejected++;
+	if (refused || (pc->welcomed && !pc->rejected))
 		EPSEC_INFO("%s %s (%s) on %s gone: %s", role_word(pc), conn_name(pc),
 			   epsec_conn_peer(c), pc->endpoint->uri,
 			   reason ? strerror(reason < 0 ? -reason : reason) : "closed");
@@ -352,7 +380,7 @@ static void agent_event(struct mux_conn *pc, epsec_msg *m)
 
 	pc->events++;
 	mx->counters.events++;
-	rc = mux_route_submit(mx->route, &pc->route, req, m, epsec_now_ms(), &e);
+	rc = mux_route_submit(mx->route, &pc->route, req, m, mx->now_us / 1000, &e);
 	if (rc == -EEXIST) {
 		epsec_msg_free(m);
 		violation(pc, EPROTO, "EVENT reuses a req_id still in flight");
@@ -363,6 +391,7 @@ static void agent_event(struct mux_conn *pc, epsec_msg *m)
 		answer_error(mx, pc->conn, req, (uint32_t)-rc);
 		return;
 	}
+	e->recv_us = mx->now_us;
 	m->event->req_id = e->id;
 	give_to_sva(mx, e);
 }
@@ -447,7 +476,8 @@ static void agent_msg(struct mux_conn *pc, epsec_msg *m)
 
 /* ------------------------------------------------------------ SVAs */
 
-static void sva_read(struct mux_conn *pc, epsec_msg *m)
+/* false: the SVA was dropped (pc is gone). */
+static bool sva_read(struct mux_conn *pc, epsec_msg *m)
 {
 	struct mux *mx = pc->mux;
 	Epsec__Read *rd = m->read;
@@ -459,7 +489,7 @@ static void sva_read(struct mux_conn *pc, epsec_msg *m)
 		epsec_msg_free(m);
 		violation(pc, EPROTO,
 			  rc < 0 ? "READ for an event it does not hold" : "READ longer than 1 MiB");
-		return;
+		return false;
 	}
 	if (rc == 1) {
 		send_data_error(pc->conn, id, rd->offset, ECANCELED);
@@ -473,33 +503,41 @@ static void sva_read(struct mux_conn *pc, epsec_msg *m)
 		}
 	}
 	epsec_msg_free(m);
+	return true;
 }
 
-static void sva_verdict(struct mux_conn *pc, epsec_msg *m)
+static bool sva_verdict(struct mux_conn *pc, epsec_msg *m)
 {
 	struct mux *mx = pc->mux;
 	struct mux_event *e;
 	struct epsec_conn *agent;
+	uint64_t recv_us;
 	int rc = mux_route_sva_ref(mx->route, &pc->route, m->verdict->req_id, &e);
 
 	if (rc < 0) {
 		epsec_msg_free(m);
 		violation(pc, EPROTO, "VERDICT for an event it does not hold");
-		return;
+		return false;
 	}
 	if (rc == 1) {
 		mux_route_sva_done(mx->route, e);
 		epsec_msg_free(m);
-		return;
+		return true;
 	}
 	agent = peer_conn(e->agent);
 	m->verdict->req_id = e->agent_req;
-	mux_route_finish(mx->route, e, true, epsec_now_ms());
+	recv_us = e->recv_us;
+	mux_route_finish(mx->route, e, true, mx->now_us / 1000);
 	mx->counters.verdicts++;
+	/* A reload bumps the generation; the SVA's HELLO said the old one. */
+	if (m->verdict->has_generation)
+		pc->generation = m->verdict->generation;
 	if ((rc = epsec_conn_send(agent, m)) < 0)
-		EPSEC_DBG("VERDICT for agent request %llu not passed on: %s",
-			  (unsigned long long)m->verdict->req_id, strerror(-rc));
+		undelivered(mx, "VERDICT", m->verdict->req_id, rc);
+	else
+		mux_latency_add(&mx->latency, mx->now_us - recv_us);
 	epsec_msg_free(m);
+	return true;
 }
 
 /* An SVA that cannot scan an event says so with ERROR{req_id}: the agent
@@ -522,28 +560,34 @@ static void sva_error(struct mux_conn *pc, const Epsec__Error *err)
 		mux_route_sva_done(mx->route, e);
 }
 
+/* After each message the SVA may have room again (it answered, or it is
+ * reading): its backlog moves on. */
 static void sva_msg(struct mux_conn *pc, epsec_msg *m)
 {
-	flush_backlog(pc->mux, &pc->route);
+	bool alive = true;
+
 	switch (m->body_case) {
 	case EPSEC__ENVELOPE__BODY_READ:
-		sva_read(pc, m);
-		return;
+		alive = sva_read(pc, m);
+		break;
 	case EPSEC__ENVELOPE__BODY_VERDICT:
-		sva_verdict(pc, m);
-		return;
+		alive = sva_verdict(pc, m);
+		break;
 	case EPSEC__ENVELOPE__BODY_ERROR:
 		sva_error(pc, m->error);
+		epsec_msg_free(m);
 		break;
 	case EPSEC__ENVELOPE__BODY_LOG:
 		peer_log(pc, m->log);
+		epsec_msg_free(m);
 		break;
 	default:
 		epsec_msg_free(m);
 		violation(pc, EPROTO, "message not allowed from an SVA here");
 		return;
 	}
-	epsec_msg_free(m);
+	if (alive)
+		flush_backlog(pc->mux, &pc->route);
 }
 
 /* ------------------------------------------------------------ link glue */
@@ -553,7 +597,8 @@ static void on_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
 	struct mux_conn *pc = arg;
 	bool hello = m->body_case == EPSEC__ENVELOPE__BODY_HELLO;
 
-	pc->last_seen_ms = epsec_now_ms();
+	pc->mux->now_us = epsec_now_us();
+	pc->last_seen_ms = pc->mux->now_us / 1000;
 	if (pc->rejected || m->body_case == EPSEC__ENVELOPE__BODY_PING ||
 	    m->body_case == EPSEC__ENVELOPE__BODY_PONG) {
 		epsec_msg_free(m);

@@ -9,6 +9,7 @@
 #include "conf.h"
 #include "link.h"
 #include "loop.h"
+#include "latency.h"
 #include "list.h"
 #include "route.h"
 
@@ -22,6 +23,8 @@ struct mux_settings {
 	struct epsec_strlist agents;
 	struct epsec_strlist svas;
 	int sva_timeout_ms;
+	int peer_timeout_ms;     /* link liveness: PING after a third, drop after it */
+	int sva_window;          /* events one SVA may hold unanswered */
 };
 
 /* One listening URI and the role its peers must have. */
@@ -53,7 +56,7 @@ struct mux_conn {
 };
 
 struct mux_counters {
-	uint64_t events, verdicts, errors, redispatched, rejected;
+	uint64_t events, verdicts, errors, redispatched, rejected, undelivered;
 };
 
 struct mux {
@@ -65,6 +68,8 @@ struct mux {
 	struct mux_list agents, svas;
 	struct mux_list pending;   /* connections before HELLO */
 	struct mux_counters counters;
+	struct mux_latency latency; /* EVENT in -> VERDICT out */
+	uint64_t now_us;            /* when the message being handled arrived */
 	int timer;
 	uint64_t started_ms;
 };

@@ -37,6 +37,7 @@ struct mux_event {
 	struct mux_peer *sva;    /* NULL once the SVA can no longer name it */
 	void *payload;           /* the original EVENT, for re-dispatch; NULL when dead */
 	uint64_t since_ms;       /* dispatch time (live) or time of death */
+	uint64_t recv_us;        /* when the agent's EVENT arrived (the caller's) */
 	unsigned reads;          /* READs forwarded to the agent, not answered */
 	bool dead;
 	struct mux_list agent_link, sva_link, time_link;

@@ -39,11 +39,21 @@ static void add_u64(struct json_object *o, const char *key, uint64_t v)
 	json_object_object_add(o, key, json_object_new_uint64(v));
 }
 
+/* "unix" for unix:///run/epsec/mux.sock: what the operator calls it. */
+static void add_transport(struct json_object *o, const char *uri)
+{
+	const char *colon = strstr(uri, "://");
+	int n = colon ? (int)(colon - uri) : (int)strlen(uri);
+
+	json_object_object_add(o, "transport", json_object_new_string_len(uri, n));
+}
+
 static struct json_object *agent_status(const struct mux_conn *pc, uint64_t now)
 {
 	struct json_object *o = json_object_new_object();
 
 	add_str(o, "id", pc->id);
+	add_transport(o, pc->endpoint->uri);
 	add_str(o, "peer", epsec_conn_peer(pc->conn));
 	add_str(o, "endpoint", pc->endpoint->uri);
 	add_u64(o, "version", pc->version);
@@ -62,13 +72,15 @@ static struct json_object *sva_status(const struct mux_conn *pc, uint64_t now)
 	for (size_t i = 0; i < pc->n_engines; i++)
 		json_object_array_add(engines, json_object_new_string(pc->engines[i]));
 	add_str(o, "id", pc->id);
+	add_transport(o, pc->endpoint->uri);
 	add_str(o, "peer", epsec_conn_peer(pc->conn));
 	add_str(o, "endpoint", pc->endpoint->uri);
 	add_u64(o, "version", pc->version);
 	add_str(o, "build", pc->build);
 	json_object_object_add(o, "engines", engines);
 	add_u64(o, "generation", pc->generation);
-	add_u64(o, "in_flight", pc->route.in_flight);
+	/* Given to it, not answered; the backlog waits in the mux. */
+	add_u64(o, "in_flight", pc->route.in_flight - pc->route.n_backlog);
 	add_u64(o, "backlog", pc->route.n_backlog);
 	add_u64(o, "events", pc->events);
 	add_u64(o, "last_seen_ms", now - pc->last_seen_ms);
@@ -99,6 +111,21 @@ static struct json_object *counters_status(const struct mux *mx)
 	add_u64(o, "errors", mx->counters.errors);
 	add_u64(o, "redispatched", mx->counters.redispatched);
 	add_u64(o, "rejected", mx->counters.rejected);
+	add_u64(o, "undelivered", mx->counters.undelivered);
+	return o;
+}
+
+/* Over the last MUX_LATENCY_WINDOW verdicts, in microseconds. */
+static struct json_object *latency_status(const struct mux *mx)
+{
+	struct json_object *o = json_object_new_object();
+	struct mux_latency_summary sum;
+
+	mux_latency_summary(&mx->latency, &sum);
+	add_u64(o, "samples", sum.samples);
+	add_u64(o, "p50_us", sum.p50_us);
+	add_u64(o, "p99_us", sum.p99_us);
+	add_u64(o, "max_us", sum.max_us);
 	return o;
 }
 
@@ -115,6 +142,7 @@ static struct json_object *cmd_status(struct mux *mx, struct json_object *req)
 	json_object_object_add(o, "svas", peers_status(&mx->svas, now, sva_status));
 	json_object_object_add(o, "counters", counters_status(mx));
 	add_u64(o, "in_flight", mux_route_live(mx->route));
+	json_object_object_add(o, "latency", latency_status(mx));
 	return o;
 }
 

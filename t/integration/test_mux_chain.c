@@ -592,6 +592,43 @@ static void test_foreign_data(void **state)
 	peer_free(s);
 }
 
+/* Each role sends only its own messages: an agent's READ (reading a file
+ * of another agent) and an SVA's EVENT are refused with ERROR and the
+ * sender dropped; the others are still served, and the mux counts both. */
+static long long status_counter(struct chain *ch, const char *name);
+
+static void test_wrong_role(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *a = peer_new(), *thief = peer_new(), *s = peer_new(), *bad_sva = peer_new();
+	uint64_t id;
+
+	join(a, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-1");
+	join(thief, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-thief");
+	join(s, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1");
+	send_event(a, 7, "/srv/secret");
+	id = expect_event(s, "/srv/secret");
+	send_read(thief, id, 0, 4);
+	expect_error(thief, 0, EPERM);
+	assert_true(pump(is_closed, thief, WAIT_MS));
+	join(bad_sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-bad");
+	send_event(bad_sva, 1, "/srv/forged");
+	expect_error(bad_sva, 0, EPERM);
+	expect_quiet(a);
+	expect_quiet(s);
+	send_read(s, id, 0, 4);
+	epsec_msg_free(expect(a, EPSEC__ENVELOPE__BODY_READ));
+	send_data(a, 7, 0, "abcd");
+	epsec_msg_free(expect(s, EPSEC__ENVELOPE__BODY_DATA));
+	send_verdict(s, id, EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(a, 7, EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(status_counter(ch, "rejected"), 2);
+	peer_free(a);
+	peer_free(thief);
+	peer_free(s);
+	peer_free(bad_sva);
+}
+
 static long long status_counter(struct chain *ch, const char *name)
 {
 	struct json_object *st = mux_status(ch), *counters, *v;
@@ -767,6 +804,7 @@ int main(void)
 		T(test_route_read_data),
 		T(test_foreign_read),
 		T(test_foreign_data),
+		T(test_wrong_role),
 		T(test_redispatch),
 		T(test_timeout),
 		T(test_agent_gone),

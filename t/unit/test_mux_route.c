@@ -1,6 +1,7 @@
 /* Unit tests of the mux's routing state (mux/route.c) and its hash map
  * (mux/map.c): least-loaded choice, ownership checks, late messages,
- * re-dispatch, timeouts and reaping, and scale. */
+ * re-dispatch, timeouts and reaping, and scale; and the latency window
+ * (mux/latency.c). */
 #include "config.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "latency.h"
 #include "map.h"
 #include "route.h"
 
@@ -401,6 +403,34 @@ static void test_scale(void **state)
 	assert_int_equal(payloads_freed, (int)n);
 }
 
+/* The latency window: nearest-rank percentiles over the last 4096
+ * samples only, older ones forgotten. */
+static void test_latency(void **state)
+{
+	static struct mux_latency l;
+	struct mux_latency_summary sum;
+
+	mux_latency_summary(&l, &sum);
+	assert_int_equal(sum.samples, 0);
+	assert_int_equal(sum.p99_us, 0);
+	for (uint64_t us = 100; us >= 1; us--)
+		mux_latency_add(&l, us);
+	mux_latency_summary(&l, &sum);
+	assert_int_equal(sum.samples, 100);
+	assert_int_equal(sum.p50_us, 50);
+	assert_int_equal(sum.p99_us, 99);
+	assert_int_equal(sum.max_us, 100);
+	/* A full window of 7 us pushes every earlier sample out. */
+	for (unsigned i = 0; i < MUX_LATENCY_WINDOW; i++)
+		mux_latency_add(&l, 7);
+	mux_latency_add(&l, (uint64_t)1 << 40); /* clamped, not wrapped */
+	mux_latency_summary(&l, &sum);
+	assert_int_equal(sum.samples, MUX_LATENCY_WINDOW);
+	assert_int_equal(sum.p50_us, 7);
+	assert_int_equal(sum.p99_us, 7);
+	assert_int_equal(sum.max_us, UINT32_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +448,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_agent_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scale, setup, teardown),
+		cmocka_unit_test(test_latency),
 	};
 
 	return cmocka_run_group_tests_name("mux_route", tests, NULL, NULL);
