@@ -1,6 +1,7 @@
-/* epsec-sva's answers on its control socket (status, version, log-level),
- * in the JSON shape every epsec daemon shares. Runs on the main loop's
- * thread while workers scan: it reads only atomics and thread-safe calls. */
+/* epsec-sva's answers on its control socket (status, version, log-level,
+ * reload), in the JSON shape every epsec daemon shares. Runs on the main
+ * loop's thread while workers scan and reloads run: it reads only atomics
+ * and thread-safe calls. */
 #include "config.h"
 #include "sva.h"
 
@@ -9,6 +10,11 @@
 #include <string.h>
 
 #include "log.h"
+
+/* How long `reload` holds the main loop waiting for the result: well
+ * inside half of WatchdogSec (30 s in the shipped unit). A longer reload
+ * goes on; its result is logged and shown in status. */
+#define RELOAD_REPLY_MS 10000
 
 static struct json_object *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -37,14 +43,12 @@ static struct json_object *reply_head(void)
 	return o;
 }
 
-static struct json_object *engine_status(const struct sva_engine *en)
+static struct json_object *engine_status(struct sva_engine *en)
 {
 	struct json_object *o = json_object_new_object();
-	char line[512] = "";
+	char line[512];
 
-	if (en->p->signatures && en->p->signatures(en->state, line, sizeof(line)) < 0)
-		snprintf(line, sizeof(line), "unavailable");
-	line[sizeof(line) - 1] = '\0';
+	sva_engine_signatures(en, line, sizeof(line));
 	json_object_object_add(o, "name", json_object_new_string(en->p->name));
 	json_object_object_add(o, "version",
 			       json_object_new_string(en->p->version ? en->p->version : ""));
@@ -58,6 +62,19 @@ static struct json_object *counter(atomic_ullong *c)
 	return json_object_new_int64((int64_t)atomic_load(c));
 }
 
+static struct json_object *reload_status(struct sva_reload *rl)
+{
+	struct json_object *o = json_object_new_object();
+
+	pthread_mutex_lock(&rl->lock);
+	json_object_object_add(o, "running", json_object_new_boolean(rl->running));
+	json_object_object_add(o, "last_error", json_object_new_string(rl->error));
+	pthread_mutex_unlock(&rl->lock);
+	json_object_object_add(o, "ok", counter(&rl->ok));
+	json_object_object_add(o, "failed", counter(&rl->failed));
+	return o;
+}
+
 static struct json_object *status(struct sva *sva)
 {
 	struct json_object *o = reply_head(), *mux = json_object_new_object();
@@ -69,7 +86,9 @@ static struct json_object *status(struct sva *sva)
 			       json_object_new_boolean(epsec_session_connected(sva->session)));
 	json_object_object_add(o, "mux", mux);
 	json_object_object_add(o, "workers", json_object_new_int(sva->set.workers));
-	json_object_object_add(o, "generation", json_object_new_int64((int64_t)sva->generation));
+	json_object_object_add(o, "generation",
+			       json_object_new_int64((int64_t)atomic_load(&sva->generation)));
+	json_object_object_add(o, "user", json_object_new_string(sva->user.name));
 	for (size_t i = 0; i < sva->engines.n; i++)
 		json_object_array_add(engines, engine_status(&sva->engines.v[i]));
 	json_object_object_add(o, "engines", engines);
@@ -77,6 +96,7 @@ static struct json_object *status(struct sva *sva)
 	json_object_object_add(counters, "found", counter(&sva->found));
 	json_object_object_add(counters, "errors", counter(&sva->errors));
 	json_object_object_add(o, "counters", counters);
+	json_object_object_add(o, "reload", reload_status(&sva->reload));
 	return o;
 }
 
@@ -106,6 +126,40 @@ static struct json_object *log_level(struct json_object *req)
 	return o;
 }
 
+/* {"ok":true,"generation":N,"reloaded":K} once the reload has finished;
+ * a failure keeps the failing engine's old signatures and says why in the
+ * plugin's own words. */
+static struct json_object *reload(struct sva *sva)
+{
+	struct sva_reload *rl = &sva->reload;
+	struct json_object *o;
+	int64_t want = sva_reload_start(sva);
+	unsigned n;
+
+	if (want < 0)
+		return reply_error("cannot start a reload: %s", strerror((int)-want));
+	if (!sva_reload_wait(sva, (uint64_t)want, RELOAD_REPLY_MS)) {
+		o = reply_error("reload still running after %d s: its result will be logged and "
+				"shown in status",
+				RELOAD_REPLY_MS / 1000);
+		json_object_object_add(o, "running", json_object_new_boolean(1));
+	} else {
+		pthread_mutex_lock(&rl->lock);
+		if (rl->result < 0) {
+			o = reply_error("%s", rl->error);
+		} else {
+			o = json_object_new_object();
+			json_object_object_add(o, "ok", json_object_new_boolean(1));
+		}
+		n = rl->reloaded;
+		pthread_mutex_unlock(&rl->lock);
+		json_object_object_add(o, "reloaded", json_object_new_int((int)n));
+	}
+	json_object_object_add(o, "generation",
+			       json_object_new_int64((int64_t)atomic_load(&sva->generation)));
+	return o;
+}
+
 struct json_object *sva_control(const char *cmd, struct json_object *req, void *arg)
 {
 	if (!strcmp(cmd, "status"))
@@ -114,5 +168,7 @@ struct json_object *sva_control(const char *cmd, struct json_object *req, void *
 		return version();
 	if (!strcmp(cmd, "log-level"))
 		return log_level(req);
-	return reply_error("unknown command \"%s\" (status, version, log-level)", cmd);
+	if (!strcmp(cmd, "reload"))
+		return reload(arg);
+	return reply_error("unknown command \"%s\" (status, version, log-level, reload)", cmd);
 }

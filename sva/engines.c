@@ -1,10 +1,13 @@
 /* epsec-sva's engines: checks the `engine` list, loads and opens each
- * verdict plugin with its own options group, and runs them in order on a
- * file. An engine that cannot decide never turns into a detection. */
+ * verdict plugin with its own options group, runs them in order on a file
+ * and reloads them. An engine that cannot decide never turns into a
+ * detection. The plugins get epsec-sva's own host table, whose log keeps
+ * a plugin's error lines during a reload so the reply can quote them. */
 #include "config.h"
 #include "engines.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +40,84 @@ static const struct epsec_conf_key engine_schema[] = {
 	  .offset = offsetof(struct engine_conf, options) },
 	{ .name = NULL },
 };
+
+/* ---------------------------------------------------------------- host */
+
+/* A plugin's error lines while this thread calls it (its reload). */
+struct capture {
+	char first[512];
+	unsigned count;
+};
+
+static _Thread_local struct capture *capture;
+static struct epsec_host sva_host;
+
+static void capture_line(const char *line)
+{
+	size_t n = strlen(line);
+
+	if (capture->count++ > 0)
+		return;
+	if (n >= sizeof(capture->first))
+		n = sizeof(capture->first) - 1;
+	memcpy(capture->first, line, n);
+	capture->first[n] = '\0';
+}
+
+static void host_log(int level, const char *src, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void host_log(int level, const char *src, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (!capture || level > EPSEC_LOG_ERR) {
+		/* The scan path: no formatting unless the level is on. */
+		epsec_vlog(level, src, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	capture_line(line);
+	epsec_log(level, src, "%s", line);
+}
+
+static int host_conf_error(const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int host_conf_error(const config_setting_t *s, const char *fmt, ...)
+{
+	char msg[768], line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (capture) {
+		const char *file = s ? config_setting_source_file(s) : NULL;
+
+		snprintf(line, sizeof(line), "%s:%d: %s: %s", file ? file : "(config)",
+			 s ? config_setting_source_line(s) : 0,
+			 s && config_setting_name(s) ? config_setting_name(s) : "-", msg);
+		capture_line(line);
+	}
+	return epsec_conf_error(s, "%s", msg);
+}
+
+static const struct epsec_host *host_get(void)
+{
+	if (!sva_host.log) {
+		sva_host = *epsec_host_get();
+		sva_host.log = host_log;
+		sva_host.conf_error = host_conf_error;
+	}
+	return &sva_host;
+}
+
+/* ---------------------------------------------------------------- config */
 
 const char *sva_action_name(int action)
 {
@@ -83,6 +164,8 @@ int sva_engines_parse(const config_setting_t *list, struct sva_engines *out)
 	if (!out->v)
 		return -ENOMEM;
 	out->n = (size_t)n;
+	for (int i = 0; i < n; i++)
+		pthread_mutex_init(&out->v[i].reload_lock, NULL);
 	for (int i = 0; i < n; i++) {
 		r = parse_one(config_setting_get_elem(list, (unsigned)i), &out->v[i]);
 		if (r < 0 && ret == 0)
@@ -92,6 +175,8 @@ int sva_engines_parse(const config_setting_t *list, struct sva_engines *out)
 		sva_engines_close(out);
 	return ret;
 }
+
+/* ---------------------------------------------------------------- open */
 
 /* Whatever the loader refuses (missing, not a plugin, wrong ABI) was named
  * in the config: a configuration error. The loader said why; this line
@@ -106,7 +191,7 @@ static int engine_open(struct sva_engine *en)
 	if (r < 0)
 		return epsec_conf_error(en->where, "cannot use verdict plugin \"%s\" (see above)",
 					en->plugin);
-	r = en->p->open(epsec_host_get(), en->options, &en->state);
+	r = en->p->open(host_get(), en->options, &en->state);
 	if (r < 0) {
 		/* -EINVAL: the plugin said why through host->conf_error. */
 		if (r != -EINVAL)
@@ -134,9 +219,11 @@ int sva_engines_open(struct sva_engines *e)
 
 void sva_engines_close(struct sva_engines *e)
 {
-	for (size_t i = 0; i < e->n; i++)
+	for (size_t i = 0; i < e->n; i++) {
 		if (e->v[i].opened)
 			e->v[i].p->close(e->v[i].state);
+		pthread_mutex_destroy(&e->v[i].reload_lock);
+	}
 	free(e->v);
 	e->v = NULL;
 	e->n = 0;
@@ -159,6 +246,8 @@ char *sva_engines_names(const struct sva_engines *e)
 	}
 	return names;
 }
+
+/* ---------------------------------------------------------------- scan */
 
 static void found(const struct sva_engine *en, const struct epsec_scan_report *rep,
 		  struct sva_outcome *out)
@@ -196,4 +285,71 @@ void sva_engines_scan(const struct sva_engines *e, struct epsec_file *file,
 				   rep.signature[0] ? rep.signature : "no reason given");
 		}
 	}
+}
+
+/* ---------------------------------------------------------------- reload */
+
+static int engine_reload(struct sva_engine *en, char *err, size_t len)
+{
+	struct capture cap = { .count = 0 };
+	int r;
+
+	pthread_mutex_lock(&en->reload_lock);
+	capture = &cap;
+	r = en->p->reload(en->state);
+	capture = NULL;
+	pthread_mutex_unlock(&en->reload_lock);
+	if (r >= 0)
+		return 0;
+	if (cap.count == 0)
+		snprintf(err, len, "%s: %s", en->p->name, strerror(-r));
+	else if (cap.count == 1)
+		snprintf(err, len, "%s: %s", en->p->name, cap.first);
+	else
+		snprintf(err, len, "%s: %s (and %u more, see the log)", en->p->name,
+			 cap.first, cap.count - 1);
+	return r;
+}
+
+int sva_engines_reload(struct sva_engines *e, unsigned *reloaded, char *err, size_t len)
+{
+	char one[768];
+	size_t used;
+	int ret = 0, r;
+
+	*reloaded = 0;
+	if (len)
+		err[0] = '\0';
+	for (size_t i = 0; i < e->n; i++) {
+		struct sva_engine *en = &e->v[i];
+
+		if (!en->opened || !en->p->reload)
+			continue;
+		r = engine_reload(en, one, sizeof(one));
+		if (r == 0) {
+			(*reloaded)++;
+			continue;
+		}
+		if (ret == 0)
+			ret = r;
+		used = strlen(err);
+		if (used + 2 < len)
+			snprintf(err + used, len - used, "%s%s", used ? "; " : "", one);
+	}
+	return ret;
+}
+
+void sva_engine_signatures(struct sva_engine *en, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (!en->opened || !en->p->signatures)
+		return;
+	if (pthread_mutex_trylock(&en->reload_lock) != 0) {
+		snprintf(buf, len, "reloading");
+		return;
+	}
+	if (en->p->signatures(en->state, buf, len) < 0)
+		snprintf(buf, len, "unavailable");
+	pthread_mutex_unlock(&en->reload_lock);
+	buf[len - 1] = '\0';
 }

@@ -1,8 +1,10 @@
 /* epsec-sva's engines: the `engine` list of its config, each a verdict
- * plugin with an action, run in order on every event. */
+ * plugin with an action, run in order on every event, and reloaded (each
+ * plugin's own reload) off the scan path. */
 #ifndef EPSEC_SVA_ENGINES_H
 #define EPSEC_SVA_ENGINES_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <libconfig.h>
@@ -17,6 +19,9 @@ struct sva_engine {
 	const struct epsec_verdict_plugin *p;
 	void *state;
 	bool opened;
+	/* Held around reload and signatures, never around scan: a plugin
+	 * sees reload alone, but scans run on beside it. */
+	pthread_mutex_t reload_lock;
 };
 
 struct sva_engines {
@@ -46,6 +51,15 @@ char *sva_engines_names(const struct sva_engines *e);
 /* Engines in order; the first detection decides. Thread-safe. */
 void sva_engines_scan(const struct sva_engines *e, struct epsec_file *file,
 		      struct sva_outcome *out);
+/* Each engine's reload in turn (engines without one are skipped), on the
+ * calling thread while workers go on scanning; never concurrently with
+ * itself. *reloaded counts the engines that took new signatures. 0, or
+ * the first failure's negative errno with "engine: the plugin's message"
+ * in err; the engines after a failure are still reloaded. */
+int sva_engines_reload(struct sva_engines *e, unsigned *reloaded, char *err, size_t len);
+/* The engine's one line about its signatures; "reloading" while a reload
+ * runs (status must not wait for one). */
+void sva_engine_signatures(struct sva_engine *en, char *buf, size_t len);
 const char *sva_action_name(int action);
 
 #endif

@@ -254,7 +254,7 @@ static int verdict_op(struct epsec_event *ev, enum epsec_action action, const ch
 	op->req_id = ev->req_id;
 	op->action = action;
 	op->cacheable = cacheable;
-	op->generation = atomic_load(&ev->s->generation);
+	op->generation = ev->generation;
 	op->engine = engine ? strdup(engine) : NULL;
 	op->signature = signature ? strdup(signature) : NULL;
 	if ((engine && !op->engine) || (signature && !op->signature)) {

@@ -1,5 +1,6 @@
 /* epsec-sva, the reference scanner appliance: checks its whole config,
- * opens its engines, then connects to the mux through libepsec and runs N
+ * opens its engines and its control socket as root, becomes its
+ * unprivileged user, then connects to the mux through libepsec and runs N
  * workers that scan each event with the engines in order. Everything that
  * can fail is done before detaching, so the operator sees why. */
 #include "config.h"
@@ -42,6 +43,8 @@ static const struct epsec_conf_key schema[] = {
 	  .offset = offsetof(struct sva_settings, mux) },
 	{ .name = "workers", .type = EPSEC_CONF_INT,
 	  .offset = offsetof(struct sva_settings, workers), .min = 1, .max = WORKERS_MAX },
+	{ .name = "user", .type = EPSEC_CONF_STRING,
+	  .offset = offsetof(struct sva_settings, user) },
 	{ .name = "engine", .type = EPSEC_CONF_LIST, .required = true,
 	  .offset = offsetof(struct sva_settings, engine) },
 	{ .name = NULL },
@@ -79,6 +82,8 @@ static int configure(struct sva *sva, struct epsec_conf *conf, const char *path)
 	 * wrong: the operator gets every mistake in one go. */
 	if (sva->set.engine && sva_engines_parse(sva->set.engine, &sva->engines) < 0)
 		r = -EINVAL;
+	if (r == 0)
+		r = sva_user_resolve(sva->set.user, config_lookup(&conf->cfg, "user"), &sva->user);
 	if (r < 0)
 		return r;
 	epsec_log_set_level(sva->set.debug_level);
@@ -184,7 +189,7 @@ static int open_session(struct sva *sva)
 	struct epsec_session_config cfg = {
 		.mux_uri = sva->set.mux,
 		.id = sva->id,
-		.generation = sva->generation,
+		.generation = atomic_load(&sva->generation),
 		.plugin_dir = sva->set.plugin_dir,
 	};
 	char *names = sva_engines_names(&sva->engines);
@@ -202,7 +207,7 @@ static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
 {
 	int r;
 
-	r = epsec_daemon_start(d, loop, NULL, NULL);
+	r = epsec_daemon_start(d, loop, sva_reload_on_hup, sva);
 	if (r < 0) {
 		EPSEC_ERR("cannot start: %s", strerror(-r));
 		return EXIT_FAILURE;
@@ -210,6 +215,10 @@ static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
 	/* DEBUG_DEST=2 (to the host) is the agent's; here it means syslog. */
 	epsec_log_set_dest(sva->set.debug_dest == EPSEC_DEST_STDERR ? EPSEC_DEST_STDERR
 								     : EPSEC_DEST_SYSLOG);
+	/* Plugins, their databases and the control socket are open: from
+	 * here on (the first byte of content included) no root. */
+	if (sva_user_drop(&sva->user) < 0)
+		return EXIT_FAILURE;
 	r = open_session(sva);
 	if (r == 0)
 		r = start_workers(sva);
@@ -217,8 +226,9 @@ static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
 		EPSEC_ERR("cannot start: %s", strerror(-r));
 		return EXIT_FAILURE;
 	}
-	EPSEC_INFO("%s %s (%s) serving the mux at %s with %d workers", PROGRAM, EPSEC_VERSION,
-		   EPSEC_BUILD_ID, sva->set.mux, sva->set.workers);
+	EPSEC_INFO("%s %s (%s) serving the mux at %s with %d workers, generation %llu", PROGRAM,
+		   EPSEC_VERSION, EPSEC_BUILD_ID, sva->set.mux, sva->set.workers,
+		   (unsigned long long)atomic_load(&sva->generation));
 	epsec_daemon_ready(loop);
 	epsec_loop_run(loop);
 	return EXIT_SUCCESS;
@@ -226,6 +236,8 @@ static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
 
 static void shut_down(struct sva *sva)
 {
+	/* A reload still running uses the engines and the session. */
+	sva_reload_stop(&sva->reload);
 	stop_workers(sva);
 	epsec_session_close(sva->session);
 	sva->session = NULL;
@@ -239,7 +251,7 @@ static int start_failure(int r)
 
 int main(int argc, char **argv)
 {
-	struct sva sva = { .generation = 1 };
+	struct sva sva = { .id = NULL };
 	struct epsec_daemon d;
 	struct epsec_conf conf = { .path = NULL };
 	struct epsec_loop *loop = NULL;
@@ -247,6 +259,9 @@ int main(int argc, char **argv)
 	int ret, r;
 
 	epsec_daemon_args(&d, argc, argv, PROGRAM, SYSCONFDIR "/epsec/" PROGRAM ".conf");
+	sva_no_new_privs();
+	atomic_init(&sva.generation, sva_generation_first());
+	sva_reload_init(&sva.reload);
 	epsec_host_init(PROGRAM);
 	/* stderr until started: configuration errors must reach the operator. */
 	epsec_log_open(PROGRAM, EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);

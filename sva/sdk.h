@@ -55,6 +55,10 @@ struct epsec_event {
 	size_t inline_len;
 	uint64_t req_id;
 	uint64_t epoch; /* the connection it arrived on */
+	/* The session's generation when the event was handed out: what its
+	 * verdict reports, so a scan that straddles a reload never claims
+	 * signatures newer than the ones it may have used. */
+	uint64_t generation;
 	pthread_cond_t cond;
 };
 

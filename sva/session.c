@@ -29,7 +29,7 @@ static const char epsec_build_string[] __attribute__((used)) = EPSEC_BUILD_STRIN
 
 #define TICK_MS 100u
 #define BACKOFF_MIN_MS 100u
-#define BACKOFF_MAX_MS 2000u
+#define BACKOFF_MAX_MS 1000u
 #define HANDSHAKE_MS 5000u
 
 /* The loader is process-wide; the SDK initializes it only when the program
@@ -644,6 +644,7 @@ int epsec_session_next(struct epsec_session *s, struct epsec_event **ev, int tim
 		if (!s->head)
 			s->tail = NULL;
 		(*ev)->next = NULL;
+		(*ev)->generation = atomic_load(&s->generation);
 		r = 0;
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -1,5 +1,6 @@
-/* epsec-sva's state, shared by main.c (which runs it) and control.c
- * (which reports it on the control socket). */
+/* epsec-sva's state, shared by main.c (which runs it), control.c (which
+ * reports it on the control socket), reload.c (signature reloads and the
+ * generation) and user.c (dropping root). */
 #ifndef EPSEC_SVA_SVA_H
 #define EPSEC_SVA_SVA_H
 
@@ -7,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <json-c/json.h>
 #include <libconfig.h>
 #include <epsec/epsec.h>
@@ -22,7 +24,34 @@ struct sva_settings {
 	const char *plugin_dir;
 	const char *mux;
 	int workers;
+	const char *user; /* NULL: "epsec" if that user exists */
 	const config_setting_t *engine;
+};
+
+/* Who epsec-sva becomes once its plugins and sockets are open. */
+struct sva_user {
+	bool drop;     /* false: not root, no such default user, or "root" */
+	char name[64]; /* who it runs as once started (status) */
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Signature reloads run one at a time on a thread of their own, never on
+ * a worker nor on the main loop (which keeps serving status and signals). */
+struct sva_reload {
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	pthread_t thread;
+	bool thread_live; /* joinable */
+	bool running;
+	bool again;       /* asked for while one ran: run once more */
+	bool stopping;
+	uint64_t started, finished;
+	/* The last finished run. */
+	int result;
+	unsigned reloaded;
+	char error[1024];
+	atomic_ullong ok, failed;
 };
 
 struct sva {
@@ -30,14 +59,40 @@ struct sva {
 	char *id; /* set.id or "sva-<hostname>" */
 	struct sva_engines engines;
 	struct epsec_session *session;
-	uint64_t generation;
+	struct sva_user user;
+	struct sva_reload reload;
+	_Atomic uint64_t generation;
 	pthread_t *threads;
 	size_t n_threads;
 	atomic_bool stop;
 	atomic_ullong scanned, found, errors;
 };
 
-/* The control socket handler (epsec_ctl_fn): status, version, log-level. */
+/* The control socket handler (epsec_ctl_fn): status, version, log-level,
+ * reload. */
 struct json_object *sva_control(const char *cmd, struct json_object *req, void *arg);
+
+/* reload.c. The first generation: the time in seconds, so a restarted SVA
+ * never reuses one of its predecessor's (whose reloads went up by one,
+ * or to the time, whichever is larger). */
+uint64_t sva_generation_first(void);
+void sva_reload_init(struct sva_reload *rl);
+/* Start a reload (or, if one runs, ask for another after it): returns the
+ * run that will answer this request (> 0) or a negative errno. Main loop. */
+int64_t sva_reload_start(struct sva *sva);
+/* Wait up to timeout_ms for run `want`: true when it has finished. */
+bool sva_reload_wait(struct sva *sva, uint64_t want, int timeout_ms);
+/* SIGHUP: start one, report in the log only. */
+void sva_reload_on_hup(void *arg);
+/* Wait for a running reload and forbid new ones (before closing engines). */
+void sva_reload_stop(struct sva_reload *rl);
+
+/* user.c. Set PR_SET_NO_NEW_PRIVS (before any thread exists). */
+void sva_no_new_privs(void);
+/* Decide who to run as from `user` (its setting for messages): 0 or
+ * -EINVAL (reported: no such user). */
+int sva_user_resolve(const char *name, const config_setting_t *where, struct sva_user *u);
+/* setgroups/setgid/setuid to u, for good (0 or a negative errno; logged). */
+int sva_user_drop(const struct sva_user *u);
 
 #endif

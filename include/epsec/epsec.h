@@ -32,9 +32,13 @@
  * sources, initializes the loader itself for its engines and tells the
  * SDK so; a partner program has nothing to do.)
  *
- * The build identity "EPSEC_BUILD=<version> (<build>)" is embedded in
- * libepsec.so, so `strings libepsec.so | grep BUILD` tells which SDK an
- * appliance ships. */
+ * Status: what the mux shows of an appliance comes from its HELLO (id,
+ * engine names, signature generation), sent again on every reconnection;
+ * epsec_session_connected and epsec_sdk_version are for its own status.
+ *
+ * Build: cc $(pkg-config --cflags --libs epsec). The build identity
+ * "EPSEC_BUILD=<version> (<build>)" is embedded in libepsec.so, so
+ * `strings libepsec.so | grep BUILD` tells which SDK an appliance ships. */
 #ifndef EPSEC_EPSEC_H
 #define EPSEC_EPSEC_H
 
@@ -85,8 +89,12 @@ int epsec_session_open(const struct epsec_session_config *cfg, struct epsec_sess
  * Events still queued when their connection drops are never handed out.
  * Not to be called once epsec_session_close has returned. */
 int epsec_session_next(struct epsec_session *s, struct epsec_event **ev, int timeout_ms);
-/* Bump the signature generation reported in later verdicts (and in the
- * HELLO of later reconnects); agents drop cached verdicts of older ones. */
+/* Bump the signature generation (and the one in the HELLO of later
+ * reconnects); agents drop cached verdicts of older ones. A verdict
+ * reports the generation current when its event was handed out by
+ * epsec_session_next, so call this once the new signatures are in use:
+ * an event scanned across the swap then reports the older generation,
+ * never a newer one than its scan may have used. */
 void epsec_session_set_generation(struct epsec_session *s, uint64_t generation);
 /* True while connected to a mux that welcomed us. */
 bool epsec_session_connected(struct epsec_session *s);

@@ -495,8 +495,11 @@ static void test_reads(void **state)
 	assert_string_equal(v->engine, "eicar");
 	assert_string_equal(v->signature, "EICAR-Test-File");
 	assert_true(v->has_cacheable && v->cacheable);
+	/* The generation when the event was handed out (7), not the one
+	 * set while it was scanned: it may have been scanned with older
+	 * signatures. */
 	assert_true(v->has_generation);
-	assert_int_equal(v->generation, 9);
+	assert_int_equal(v->generation, 7);
 	free(buf);
 }
 

@@ -1,0 +1,129 @@
+/* epsec-sva gives up root once its plugins and sockets are open: it parses
+ * hostile content, so a bug in an engine must not be a bug running as
+ * root. Signature databases may stay readable by root only for the start;
+ * a reload runs as the user and needs to read them. */
+#include "config.h"
+#include "sva.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+
+#define EPSEC_LOG_SRC "sva"
+#define DEFAULT_USER "epsec"
+
+void sva_no_new_privs(void)
+{
+	/* Nothing this process runs may gain privileges again (set-user-ID
+	 * files, file capabilities). Per thread and inherited: set it before
+	 * any thread exists. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		EPSEC_WARN("PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+}
+
+static int lookup(const char *name, struct sva_user *u)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	int r;
+
+	if (strlen(name) >= sizeof(u->name))
+		return -ENAMETOOLONG;
+	r = getpwnam_r(name, &pw, buf, sizeof(buf), &found);
+	if (r)
+		return -r;
+	if (!found)
+		return -ENOENT;
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	u->uid = pw.pw_uid;
+	u->gid = pw.pw_gid;
+	return 0;
+}
+
+/* Not switching: the name of who we are, for status. */
+static int stay(struct sva_user *u)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	memset(u, 0, sizeof(*u));
+	u->uid = geteuid();
+	u->gid = getegid();
+	if (getpwuid_r(u->uid, &pw, buf, sizeof(buf), &found) == 0 && found &&
+	    strlen(pw.pw_name) < sizeof(u->name))
+		snprintf(u->name, sizeof(u->name), "%s", pw.pw_name);
+	else
+		snprintf(u->name, sizeof(u->name), "uid %u", (unsigned)u->uid);
+	return 0;
+}
+
+int sva_user_resolve(const char *name, const config_setting_t *where, struct sva_user *u)
+{
+	const char *want = name ? name : DEFAULT_USER;
+	int r;
+
+	stay(u);
+	if (geteuid() != 0) {
+		EPSEC_DBG("started as uid %u, not root: no user to switch to", (unsigned)geteuid());
+		return 0;
+	}
+	r = lookup(want, u);
+	if (r == -ENOENT && !name) {
+		/* A build run from the source tree has no such user: keep
+		 * working, but say so every start. */
+		EPSEC_WARN("running as root: there is no user \"%s\" (create it, or name another "
+			   "with user = \"...\"; user = \"root\" keeps root without this warning)",
+			   DEFAULT_USER);
+		return stay(u);
+	}
+	if (r < 0)
+		return epsec_conf_error(where, "no user \"%s\" on this system%s%s", want,
+					r == -ENOENT ? "" : ": ", r == -ENOENT ? "" : strerror(-r));
+	if (u->uid == 0) {
+		EPSEC_INFO("user = \"%s\": keeping root privileges", want);
+		return stay(u);
+	}
+	u->drop = true;
+	return 0;
+}
+
+int sva_user_drop(const struct sva_user *u)
+{
+	const char *step;
+	int r;
+
+	if (!u->drop)
+		return 0;
+	/* The user's own supplementary groups: a group may be how it reads
+	 * the signature databases. */
+	step = "setgroups";
+	if (initgroups(u->name, u->gid) < 0)
+		goto fail;
+	step = "setgid";
+	if (setresgid(u->gid, u->gid, u->gid) < 0)
+		goto fail;
+	step = "setuid";
+	if (setresuid(u->uid, u->uid, u->uid) < 0)
+		goto fail;
+	step = "check";
+	errno = EPERM;
+	if (setuid(0) == 0 || geteuid() != u->uid || getegid() != u->gid)
+		goto fail;
+	EPSEC_INFO("running as user %s (uid %u, gid %u)", u->name, (unsigned)u->uid,
+		   (unsigned)u->gid);
+	return 0;
+fail:
+	r = -errno;
+	EPSEC_ERR("cannot run as user %s: %s: %s%s", u->name, step, strerror(-r),
+		  r == -EPERM ? " (root without CAP_SETUID and CAP_SETGID? user = \"root\" "
+				"keeps root instead)"
+			      : "");
+	return r;
+}
