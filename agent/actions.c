@@ -1,6 +1,6 @@
-/* Actions on files the SVA found infected after a write: delete (only if
- * the path still names the inode that was scanned), quarantine later
- * (issue 3). Deny needs nothing here: the write already happened. */
+/* Actions on files the SVA found infected after a write: delete or
+ * quarantine, each only if the path still names the inode that was
+ * scanned. Deny needs nothing here: the write already happened. */
 #include "config.h"
 #include "actions.h"
 
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "quarantine.h"
 
 #define EPSEC_LOG_SRC "action"
 
@@ -35,7 +36,10 @@ static int delete_file(const char *path, dev_t dev, ino_t ino, const char *signa
 	struct stat st;
 
 	if (lstat(path, &st) < 0) {
-		EPSEC_WARN("not deleting %s (%s): %s", path, signature, strerror(errno));
+		if (errno == ENOENT)
+			EPSEC_INFO("%s (%s): already gone", path, signature);
+		else
+			EPSEC_WARN("not deleting %s (%s): %s", path, signature, strerror(errno));
 		return -errno;
 	}
 	if (st.st_dev != dev || st.st_ino != ino) {
@@ -50,8 +54,36 @@ static int delete_file(const char *path, dev_t dev, ino_t ino, const char *signa
 	return 0;
 }
 
+static int quarantine_file(const char *path, dev_t dev, ino_t ino, const char *engine,
+			   const char *signature)
+{
+	char id[VSEP_QUARANTINE_ID_LEN];
+	int r = vsep_quarantine_file(path, dev, ino, engine, signature, id);
+
+	if (r < 0) {
+		if (r != -ENOENT)
+			atomic_fetch_add(&vsep_stats.errors, 1);
+		if (r == -ESTALE || r == -ENOENT)
+			EPSEC_WARN("not quarantining %s (%s): %s", path, signature,
+				   r == -ESTALE ? "the path now names another file" : strerror(-r));
+		else
+			EPSEC_ERR("cannot quarantine %s (%s): %s", path, signature, strerror(-r));
+		return r;
+	}
+	atomic_fetch_add(&vsep_stats.quarantined, 1);
+	EPSEC_WARN("quarantined %s: %s found by %s (quarantine id %s)", path, signature,
+		   engine ? engine : "?", id);
+	return 0;
+}
+
 int vsep_action_apply(enum vsep_action act, const char *path, dev_t dev, ino_t ino,
 		      const char *signature)
+{
+	return vsep_action_apply_engine(act, path, dev, ino, NULL, signature);
+}
+
+int vsep_action_apply_engine(enum vsep_action act, const char *path, dev_t dev, ino_t ino,
+			     const char *engine, const char *signature)
 {
 	if (!signature)
 		signature = "infected";
@@ -64,9 +96,7 @@ int vsep_action_apply(enum vsep_action act, const char *path, dev_t dev, ino_t i
 	case VSEP_ACT_DELETE:
 		return delete_file(path, dev, ino, signature);
 	case VSEP_ACT_QUARANTINE:
-		EPSEC_WARN("%s: %s: quarantine not supported yet, denying/leaving the file",
-			   path, signature);
-		return -ENOTSUP;
+		return quarantine_file(path, dev, ino, engine, signature);
 	}
 	return -EINVAL;
 }

@@ -11,6 +11,7 @@
 #include "held.h"
 #include "log.h"
 #include "mux.h"
+#include "quarantine.h"
 
 #define EPSEC_LOG_SRC "control"
 
@@ -51,6 +52,14 @@ static struct json_object *identity(void)
 	return o;
 }
 
+static void add_mount(const char *path, void *arg)
+{
+	json_object_array_add(arg, json_object_new_string(path));
+}
+
+/* Per protected path: how it is marked, the directories an inode-marked
+ * tree has marked now, and the mounts found under it since (each with a
+ * mount mark of its own). */
 static struct json_object *protect_list(void)
 {
 	struct json_object *a = json_object_new_array();
@@ -58,10 +67,13 @@ static struct json_object *protect_list(void)
 
 	for (i = 0; i < ctl.nmarks; i++) {
 		struct json_object *m = json_object_new_object();
+		struct json_object *mounts = json_object_new_array();
+		unsigned dirs = vsep_fan_mark_status(&ctl.marks[i], add_mount, mounts);
 
 		add_str(m, "path", ctl.marks[i].path);
 		add_str(m, "mark", ctl.marks[i].mount ? "mount" : "inode");
-		add_num(m, "dirs", ctl.marks[i].dirs);
+		add_num(m, "dirs", dirs);
+		json_object_object_add(m, "mounts", mounts);
 		json_object_array_add(a, m);
 	}
 	return a;
@@ -128,6 +140,8 @@ static struct json_object *on_cmd(const char *cmd, struct json_object *req, void
 		return identity();
 	if (strcmp(cmd, "log-level") == 0)
 		return log_level(req);
+	if (strncmp(cmd, "quarantine-", 11) == 0)
+		return vsep_quarantine_cmd(cmd, req);
 	return reply(false, "unknown command");
 }
 

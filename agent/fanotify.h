@@ -1,6 +1,6 @@
 /* Every fanotify call vsep makes: the group, the marks on the protected
- * trees, reading events and writing the one answer each permission event
- * gets. */
+ * trees (and what keeps them right as directories and mounts come and go),
+ * reading events and writing the one answer each permission event gets. */
 #ifndef VSEP_FANOTIFY_H
 #define VSEP_FANOTIFY_H
 
@@ -11,16 +11,22 @@
 struct vsep_mark {
 	const char *path;
 	bool mount;     /* a mount mark (the path is a mount point) */
-	unsigned dirs;  /* inode marks placed (0 for a mount mark) */
+	unsigned dirs;  /* inode marks placed (0 for a mount mark); as at start:
+			 * vsep_fan_mark_status() has the current count */
 };
 
-/* The fanotify group. 0 and *fanfd, or -errno (-EPERM without
- * CAP_SYS_ADMIN). */
+/* The fanotify group (and, best effort, the second group that reports new
+ * directories of inode-marked trees). 0 and *fanfd, or -errno (-EPERM
+ * without CAP_SYS_ADMIN). */
 int vsep_fan_init(int *fanfd);
 /* Watch one protected directory: a mount mark when it is a mount point,
  * else inode marks on every directory of its tree (this mount only).
- * -ENOENT / -ENOTDIR when the path is not a directory. */
+ * -ENOENT / -ENOTDIR when the path is not a directory. `out` is kept: it
+ * names the tree in vsep_fan_mark_status. Marking a path again re-places
+ * its marks. */
 int vsep_fan_mark(int fanfd, const char *path, struct vsep_mark *out);
+/* Frees what vsep_fan_init and vsep_fan_mark keep. */
+void vsep_fan_fini(void);
 
 /* After FAN_MARK_FLUSH of the group's inode marks (which drops every
  * ignore mark, on a new signature generation): place the inode marks of
@@ -33,5 +39,38 @@ typedef void (*vsep_fan_event_fn)(const struct vsep_event *ev, void *arg);
 int vsep_fan_read(int fanfd, vsep_fan_event_fn fn, void *arg);
 /* The answer the opener waits for. 0 or -errno. */
 int vsep_fan_respond(int fanfd, int fd, bool allow);
+
+/* ---- keeping the marks right (agent/watch.c drives these) ---- */
+
+/* A regular file found in a directory marked just now (dirfd open, name
+ * inside it), for the caller to scan. */
+typedef void (*vsep_fan_file_fn)(int dirfd, const char *name, void *arg);
+
+/* The group reporting directory entries created in, moved into and out
+ * of inode-marked trees: poll it for POLLIN. -1 when the kernel has none
+ * (new directories are then not marked). */
+int vsep_fan_dirent_fd(void);
+/* Drain it: every new directory is marked (with its subtree), then its
+ * files go to `sweep`; directories deleted or moved out of their tree are
+ * forgotten (moved out: unmarked). 0 or -errno. */
+int vsep_fan_dirent_read(int fanfd, vsep_fan_file_fn sweep, void *arg);
+
+/* One line of the mount table. */
+struct vsep_mount {
+	int id;
+	const char *path;
+	const char *fstype;
+};
+/* The mount table now: every mount at or under a protected path (other
+ * than the one that path is itself) gets its own mount mark; mounts gone
+ * are forgotten. With `sweep`, the files of a new in-memory mount (tmpfs,
+ * ramfs: it held nothing before it appeared) go to sweep once. */
+void vsep_fan_mounts_update(int fanfd, const struct vsep_mount *m, size_t n,
+			    vsep_fan_file_fn sweep, void *arg);
+
+/* For status, consistent at the time of the call: the tree's current
+ * directory count, and fn once per mount picked up under it. */
+typedef void (*vsep_fan_mount_fn)(const char *path, void *arg);
+unsigned vsep_fan_mark_status(const struct vsep_mark *m, vsep_fan_mount_fn fn, void *arg);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "cache.h"
 #include "fanotify.h"
 #include "log.h"
 #include "loop.h"
@@ -27,8 +28,7 @@ struct held {
 	uint64_t req_id;
 	uint64_t deadline_ms;
 	struct vsep_event ev;
-	dev_t dev;
-	ino_t ino;
+	struct stat st; /* at the event: the cache's key */
 	char *path;
 };
 
@@ -81,6 +81,13 @@ static void count_end(const struct vsep_event *ev, bool allow, enum vsep_why why
 	case VSEP_WHY_ERROR:
 		atomic_fetch_add(&vsep_stats.errors, 1);
 		break;
+	case VSEP_WHY_SELF:
+	case VSEP_WHY_EXCLUDED:
+		atomic_fetch_add(&vsep_stats.excluded, 1);
+		break;
+	case VSEP_WHY_TOO_BIG:
+		atomic_fetch_add(&vsep_stats.too_big, 1);
+		break;
 	default:
 		break;
 	}
@@ -88,16 +95,33 @@ static void count_end(const struct vsep_event *ev, bool allow, enum vsep_why why
 		atomic_fetch_add(allow ? &vsep_stats.allowed : &vsep_stats.denied, 1);
 }
 
-void vsep_event_end(const struct vsep_event *ev, bool allow, enum vsep_why why)
+static int answer(const struct vsep_event *ev, bool allow)
 {
-	int r = 0;
+	return vsep_event_is_perm(ev) ? vsep_fan_respond(table.fanfd, ev->fd, allow) : 0;
+}
 
-	if (vsep_event_is_perm(ev))
-		r = vsep_fan_respond(table.fanfd, ev->fd, allow);
+/* After the answer: nothing here may delay it. */
+static void close_event(const struct vsep_event *ev, bool allow, enum vsep_why why, int r)
+{
 	close(ev->fd);
 	count_end(ev, allow, why);
 	if (r < 0)
 		EPSEC_ERR("cannot answer the kernel for pid %d: %s", (int)ev->pid, strerror(-r));
+}
+
+void vsep_event_end(const struct vsep_event *ev, bool allow, enum vsep_why why)
+{
+	close_event(ev, allow, why, answer(ev, allow));
+}
+
+void vsep_event_end_cached(const struct vsep_event *ev, bool allow, const struct stat *st,
+			   uint64_t generation)
+{
+	int r = answer(ev, allow);
+
+	if (r == 0 && allow && vsep_event_is_perm(ev))
+		vsep_cache_ignore(ev->fd, st, generation);
+	close_event(ev, allow, VSEP_WHY_CACHE, r);
 }
 
 /* Caller holds the lock. */
@@ -156,8 +180,7 @@ int vsep_held_add(const struct vsep_event *ev, const struct stat *st, const char
 		return -ENOMEM;
 	}
 	h->ev = *ev;
-	h->dev = st->st_dev;
-	h->ino = st->st_ino;
+	h->st = *st;
 	pthread_mutex_lock(&table.lock);
 	if (table.count >= table.capacity) {
 		pthread_mutex_unlock(&table.lock);
@@ -185,10 +208,13 @@ static void apply_close_write(struct held *h, const struct vsep_outcome *o)
 		atomic_fetch_add(&vsep_stats.allowed, 1);
 		return;
 	}
-	r = vsep_action_apply(o->action, h->path, h->dev, h->ino, o->signature);
-	if (o->action == VSEP_ACT_DELETE)
+	r = vsep_action_apply_engine(o->action, h->path, h->st.st_dev, h->st.st_ino, o->engine,
+				     o->signature);
+	/* -ENOENT: already gone, e.g. deleted by the verdict of a second
+	 * scan of the same file (close_write and a new-directory sweep). */
+	if (o->action == VSEP_ACT_DELETE && r != -ENOENT)
 		atomic_fetch_add(r == 0 ? &vsep_stats.deleted : &vsep_stats.errors, 1);
-	else
+	else if (o->action != VSEP_ACT_DELETE)
 		atomic_fetch_add(&vsep_stats.denied, 1);
 }
 
@@ -199,6 +225,8 @@ static const char *why_name(enum vsep_why why)
 		[VSEP_WHY_EXCLUDED] = "excluded", [VSEP_WHY_TIMEOUT] = "timeout",
 		[VSEP_WHY_DISCONNECT] = "no scanner", [VSEP_WHY_OVERLOAD] = "overload",
 		[VSEP_WHY_ERROR] = "error", [VSEP_WHY_SHUTDOWN] = "shutdown",
+		[VSEP_WHY_CACHE] = "cached", [VSEP_WHY_TOO_BIG] = "too big",
+		[VSEP_WHY_IRREGULAR] = "not a regular file",
 	};
 
 	return (unsigned)why < sizeof(names) / sizeof(names[0]) ? names[why] : "?";
@@ -218,14 +246,28 @@ static void log_verdict(const struct held *h, const struct vsep_outcome *o, bool
 	}
 }
 
+/* A verdict worth keeping: in the cache, and for a clean open/exec in
+ * the kernel too (an ignore mark, while our fd still names the file). */
+static void remember(const struct held *h, const struct vsep_outcome *o, int answered)
+{
+	if (o->why != VSEP_WHY_VERDICT || !o->cacheable)
+		return;
+	vsep_cache_store(&h->st, o->action, o->generation);
+	if (answered == 0 && o->action == VSEP_ACT_ALLOW && vsep_event_is_perm(&h->ev))
+		vsep_cache_ignore(h->ev.fd, &h->st, o->generation);
+}
+
 /* h is out of the table: we own it. */
 static void finish(struct held *h, const struct vsep_outcome *o)
 {
 	bool allow = o->action == VSEP_ACT_ALLOW;
+	int r;
 
 	if (!vsep_event_is_perm(&h->ev))
 		apply_close_write(h, o);
-	vsep_event_end(&h->ev, allow, o->why);
+	r = answer(&h->ev, allow);
+	remember(h, o, r);
+	close_event(&h->ev, allow, o->why, r);
 	log_verdict(h, o, allow);
 	free(h->path);
 	free(h);

@@ -16,6 +16,8 @@ struct vsep_outcome {
 	enum vsep_why why;
 	const char *engine;    /* from the verdict, or NULL */
 	const char *signature; /* from the verdict, or NULL */
+	bool cacheable;        /* the verdict may be cached */
+	uint64_t generation;   /* the SVA's signature generation */
 };
 
 /* `capacity` bounds the events held at once (they each hold an fd). */
@@ -26,6 +28,11 @@ void vsep_held_fini(void);
 /* End an event that is not in the table: answer it (permission events)
  * BEFORE anything is logged, close its fd, count it. */
 void vsep_event_end(const struct vsep_event *ev, bool allow, enum vsep_why why);
+/* The same for an answer the verdict cache gave (of `generation`, for the
+ * file at `st`): a clean open/exec also gets an ignore mark, placed after
+ * the answer and before the fd is closed. */
+void vsep_event_end_cached(const struct vsep_event *ev, bool allow, const struct stat *st,
+			   uint64_t generation);
 
 /* Take ownership of ev (its fd stays open until the event ends). `path`
  * is copied. 0 and *req_id, -ENOSPC when full, -ENOMEM. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <epsec/version.h>
 
+#include "cache.h"
 #include "control.h"
 #include "ctl.h"
 #include "daemon.h"
@@ -25,13 +26,20 @@
 #include "log.h"
 #include "loop.h"
 #include "mux.h"
+#include "quarantine.h"
+#include "watch.h"
 #include "workers.h"
 
 #define EPSEC_LOG_SRC "vsep"
 
 #define SWEEP_MS 50
 #define DEBUG_REREAD_MS 2000
-#define FD_RESERVE 256
+/* fds beyond the held and queued events: the daemon's own (sockets, logs,
+ * plugins, dups for READ) and the ones the kernel opens for the events of
+ * one read() of the group before the reader can answer them (64 KiB of
+ * 24-byte records). Running out makes the kernel deny what it could not
+ * hand over. */
+#define FD_RESERVE (256 + 65536 / 24)
 
 static const char *const policies[] = { "allow", "deny", NULL };
 
@@ -165,21 +173,30 @@ static void on_hup(void *arg)
 
 /* ------------------------------------------------------------ start */
 
-/* Held events each keep an fd: size the table to what the process may
- * open, after what the queues and the daemon itself need. */
-static size_t held_capacity(const struct vsep_settings *s)
+/* Every held or queued event keeps an fd: what the configuration may hold
+ * must fit RLIMIT_NOFILE (raised to its hard limit when it is short), or
+ * vsep refuses to start rather than fail opens later. */
+static int check_fd_budget(const struct vsep_settings *s)
 {
+	rlim_t need = (rlim_t)s->max_held + (rlim_t)s->queue_size + FD_RESERVE;
 	struct rlimit rl;
-	rlim_t n;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		rl.rlim_cur = rl.rlim_max = 0;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
 	}
-	n = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur;
-	n = n > (rlim_t)s->queue_size + FD_RESERVE + 16 ? n - s->queue_size - FD_RESERVE : 16;
-	return n > 65536 ? 65536 : (size_t)n;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		EPSEC_ERR("max_held (%d) + queue_size (%d) + %d reserved = %llu file descriptors, "
+			  "but RLIMIT_NOFILE is %llu: lower max_held/queue_size or raise "
+			  "LimitNOFILE=", s->max_held, s->queue_size, FD_RESERVE,
+			  (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+		return -EMFILE;
+	}
+	return 0;
 }
 
 static int open_fanotify(struct vsep *v)
@@ -237,6 +254,7 @@ static int prepare(struct vsep *v)
 		return r;
 	}
 	make_parent_dir(v->s.control);
+	vsep_quarantine_init(v->s.quarantine_dir);
 	r = vsep_control_start(v->loop, &v->s, v->marks, v->s.protect.n, &v->ctl);
 	if (r < 0)
 		EPSEC_ERR("control socket %s: %s", v->s.control, strerror(-r));
@@ -248,13 +266,17 @@ static int add_timers(struct vsep *v);
 /* After detaching: the threads, the mux link, the timers. */
 static int launch(struct vsep *v)
 {
-	int r = vsep_held_init(v->fanfd, held_capacity(&v->s), (unsigned)v->s.scan_timeout_ms);
+	int r = vsep_held_init(v->fanfd, (size_t)v->s.max_held, (unsigned)v->s.scan_timeout_ms);
 
 	v->held_up = r == 0;
+	if (r == 0)
+		r = vsep_cache_init(&v->s, v->fanfd);
 	if (r == 0) {
 		r = vsep_workers_start(&v->s, v->fanfd);
 		v->workers_up = true;
 	}
+	if (r == 0)
+		r = vsep_watch_start(&v->s, v->fanfd);
 	if (r == 0) {
 		r = vsep_mux_start(v->loop, &v->s);
 		v->mux_up = r == 0;
@@ -271,6 +293,7 @@ static void sweep(struct epsec_loop *loop, void *arg)
 	struct vsep *v = arg;
 
 	vsep_held_sweep(epsec_now_ms(), v->s.on_timeout);
+	vsep_cache_maintain();
 }
 
 static int add_timers(struct vsep *v)
@@ -292,6 +315,7 @@ static int add_timers(struct vsep *v)
  * for the mux, then everything held: each ends by on_disconnect policy. */
 static void shutdown_all(struct vsep *v)
 {
+	vsep_watch_stop();
 	if (v->workers_up)
 		vsep_workers_stop();
 	epsec_log_set_forward(NULL);
@@ -300,6 +324,7 @@ static void shutdown_all(struct vsep *v)
 	if (v->held_up) {
 		vsep_held_drain(v->s.on_disconnect, VSEP_WHY_SHUTDOWN);
 		vsep_held_fini();
+		vsep_cache_fini();
 	}
 	if (v->ctl)
 		epsec_ctl_close(v->ctl);
@@ -308,6 +333,7 @@ static void shutdown_all(struct vsep *v)
 	epsec_loader_exit();
 	if (v->fanfd >= 0)
 		close(v->fanfd);
+	vsep_fan_fini();
 	free(v->marks);
 }
 
@@ -360,7 +386,7 @@ int main(int argc, char **argv)
 	/* Start-up errors go to the terminal whatever DEBUG_DEST says. */
 	epsec_log_open("vsep", EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
 	defaults(&v.s);
-	if (load(&v) < 0) {
+	if (load(&v) < 0 || check_fd_budget(&v.s) < 0) {
 		status = EPSEC_EX_CONFIG;
 	} else {
 		epsec_log_set_level(v.s.debug_level);

@@ -19,7 +19,7 @@
 #define EPSEC_LOG_SRC "mux"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
 #define HELLO_TIMEOUT_MS 5000
 #define TICK_MS 50
 #define LOG_QUEUE_MAX 256
@@ -71,11 +71,25 @@ bool vsep_mux_ready(void)
 	return atomic_load(&mux.ready);
 }
 
+/* Each way of failing has its own policy; the rest (errors, shutdown)
+ * fail like a lost scanner. */
+static int policy_for(enum vsep_why why)
+{
+	switch (why) {
+	case VSEP_WHY_TIMEOUT:
+		return mux.s->on_timeout;
+	case VSEP_WHY_OVERLOAD:
+		return mux.s->on_overload;
+	default:
+		return mux.s->on_disconnect;
+	}
+}
+
 static void end_by_policy(uint64_t req_id, enum vsep_why why)
 {
 	struct vsep_outcome o = { .why = why };
 
-	o.action = vsep_policy_allows(mux.s->on_disconnect) ? VSEP_ACT_ALLOW : VSEP_ACT_DENY;
+	o.action = vsep_policy_allows(policy_for(why)) ? VSEP_ACT_ALLOW : VSEP_ACT_DENY;
 	vsep_held_resolve(req_id, &o);
 }
 
@@ -187,7 +201,9 @@ static enum vsep_action verdict_action(Epsec__Action a, bool *known)
 static void on_verdict(const Epsec__Verdict *v)
 {
 	struct vsep_outcome o = { .why = VSEP_WHY_VERDICT, .engine = v->engine,
-				  .signature = v->signature };
+				  .signature = v->signature,
+				  .cacheable = v->has_cacheable && v->cacheable,
+				  .generation = v->has_generation ? v->generation : 0 };
 	bool known;
 
 	o.action = verdict_action(v->action, &known);
@@ -207,17 +223,16 @@ static void on_verdict(const Epsec__Verdict *v)
 static void on_error(const Epsec__Error *e)
 {
 	struct vsep_outcome o = { .why = VSEP_WHY_DISCONNECT };
-	int policy = mux.s->on_disconnect;
+	int policy;
 
 	if (!e->has_req_id) {
 		EPSEC_WARN("mux %s: error %u: %s", mux.s->mux, e->code,
 			   e->message ? e->message : strerror((int)e->code));
 		return;
 	}
-	if (e->code == ETIMEDOUT) {
+	if (e->code == ETIMEDOUT)
 		o.why = VSEP_WHY_TIMEOUT;
-		policy = mux.s->on_timeout;
-	}
+	policy = policy_for(o.why);
 	o.action = vsep_policy_allows(policy) ? VSEP_ACT_ALLOW : VSEP_ACT_DENY;
 	vsep_held_resolve(e->req_id, &o);
 	EPSEC_DBG("req %llu: error %u from mux", (unsigned long long)e->req_id, e->code);

@@ -71,16 +71,20 @@ enum vsep_action {
 	VSEP_ACT_QUARANTINE,
 };
 
-/* Why an event ended; each reason but VERDICT/SELF/EXCLUDED is a counter. */
+/* Why an event ended; each reason but VERDICT/SHUTDOWN/IRREGULAR is a
+ * counter (SELF counts as excluded). */
 enum vsep_why {
 	VSEP_WHY_VERDICT,
 	VSEP_WHY_SELF,       /* our own pid */
-	VSEP_WHY_EXCLUDED,   /* exclude_paths, or not a regular file */
+	VSEP_WHY_EXCLUDED,   /* exclude_paths, exclude_uids, exclude_exes */
 	VSEP_WHY_TIMEOUT,    /* scan_timeout_ms passed, or the mux timed it out */
 	VSEP_WHY_DISCONNECT, /* no mux, or no SVA behind it */
 	VSEP_WHY_OVERLOAD,   /* queue or held table full, mux not reading */
 	VSEP_WHY_ERROR,      /* internal error */
 	VSEP_WHY_SHUTDOWN,
+	VSEP_WHY_CACHE,      /* the verdict cache answered */
+	VSEP_WHY_TOO_BIG,    /* over max_file_size */
+	VSEP_WHY_IRREGULAR,  /* not a regular file: nothing to scan */
 };
 
 /* allowed/denied count every permission answer whatever its reason, and
@@ -95,7 +99,7 @@ struct vsep_counters {
 	atomic_ulong disconnected;
 	atomic_ulong errors;
 	atomic_ulong overload;
-	atomic_ulong excluded;     /* exclude_paths/uids/exes */
+	atomic_ulong excluded;     /* exclude_paths/uids/exes, our own pid */
 	atomic_ulong too_big;      /* over max_file_size */
 	atomic_ulong cache_misses;
 	atomic_ulong ignore_marks; /* ignore marks placed */

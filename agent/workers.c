@@ -1,11 +1,13 @@
 /* Reader thread and worker threads (fapolicyd's shape): the reader never
- * blocks on anything but a short queue lock, so our own opens and a full
- * queue are answered at once; workers do the slow part (stat, paths,
- * inline data) and hand a held EVENT to the mux side. */
+ * blocks on anything but short locks, so our own opens, files the verdict
+ * cache knows clean and a full queue are answered at once; workers do the
+ * slow part (paths, excludes, inline data) and hand a held EVENT to the
+ * mux side. */
 #include "config.h"
 #include "workers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -16,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "fanotify.h"
 #include "held.h"
 #include "log.h"
@@ -23,10 +26,19 @@
 
 #define EPSEC_LOG_SRC "agent"
 
+/* An event and what the reader learnt of it. */
+struct job {
+	struct vsep_event ev;
+	struct stat st;
+	bool have_st;  /* st is the reader's fstat */
+	bool infected; /* the cache holds an infected verdict (open/exec) */
+	uint64_t gen;  /* that verdict's generation */
+};
+
 struct queue {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct vsep_event *ring;
+	struct job *ring;
 	size_t cap, head, len;
 	pthread_t thread;
 	bool started;
@@ -41,18 +53,20 @@ static struct {
 	struct queue *q;
 	int nq;
 	atomic_bool stopping;
+	char **exes; /* exclude_exes, resolved at start */
+	size_t nexes;
 } W = { .fanfd = -1, .stopfd = -1 };
 
 /* ------------------------------------------------------------ queues */
 
-static bool push(struct queue *q, const struct vsep_event *ev)
+static bool push(struct queue *q, const struct job *j)
 {
 	bool ok;
 
 	pthread_mutex_lock(&q->lock);
 	ok = q->len < q->cap;
 	if (ok) {
-		q->ring[(q->head + q->len) % q->cap] = *ev;
+		q->ring[(q->head + q->len) % q->cap] = *j;
 		q->len++;
 		pthread_cond_signal(&q->cond);
 	}
@@ -61,7 +75,7 @@ static bool push(struct queue *q, const struct vsep_event *ev)
 }
 
 /* Blocks; false once stopping (what is left is ended by stop). */
-static bool pop(struct queue *q, struct vsep_event *ev)
+static bool pop(struct queue *q, struct job *j)
 {
 	bool ok;
 
@@ -70,7 +84,7 @@ static bool pop(struct queue *q, struct vsep_event *ev)
 		pthread_cond_wait(&q->cond, &q->lock);
 	ok = !atomic_load(&W.stopping);
 	if (ok) {
-		*ev = q->ring[q->head];
+		*j = q->ring[q->head];
 		q->head = (q->head + 1) % q->cap;
 		q->len--;
 	}
@@ -87,15 +101,41 @@ static struct queue *queue_for(pid_t pid)
 
 /* ------------------------------------------------------------ reader */
 
+/* The cache's hot path is here rather than in a worker: handing a hit to
+ * a worker costs more than all the rest of it (a hit answered here is as
+ * cheap as an agent that allows everything at once). fstat adds no way to
+ * block that read() did not have: it opened the file for us. */
+static bool cached(const struct vsep_event *ev, struct job *j)
+{
+	enum vsep_action act;
+
+	if (!vsep_cache_enabled() || fstat(ev->fd, &j->st) < 0)
+		return false;
+	j->have_st = true;
+	if (!S_ISREG(j->st.st_mode) || !vsep_cache_lookup(&j->st, &act, &j->gen))
+		return false;
+	if (act == VSEP_ACT_ALLOW) {
+		vsep_event_end_cached(ev, true, &j->st, j->gen);
+		return true;
+	}
+	/* close_write: scanned again, so the action is applied. */
+	j->infected = vsep_event_is_perm(ev);
+	return false;
+}
+
 static void dispatch(const struct vsep_event *ev, void *arg)
 {
+	struct job j = { .ev = *ev };
+
 	atomic_fetch_add(&vsep_stats.events, 1);
 	if (ev->pid == W.self && ev->kind != VSEP_KIND_SWEEP) {
 		vsep_event_end(ev, true, VSEP_WHY_SELF);
 		return;
 	}
-	if (!push(queue_for(ev->pid), ev))
-		vsep_event_end(ev, vsep_policy_allows(W.s->on_disconnect), VSEP_WHY_OVERLOAD);
+	if (cached(ev, &j))
+		return;
+	if (!push(queue_for(ev->pid), &j))
+		vsep_event_end(ev, vsep_policy_allows(W.s->on_overload), VSEP_WHY_OVERLOAD);
 }
 
 void vsep_workers_inject(const struct vsep_event *ev)
@@ -157,9 +197,33 @@ static char *pid_exe(pid_t pid)
 	return strdup(buf);
 }
 
+/* The real uid on the Uid: line of /proc/PID/status; -1 when the process
+ * is gone. */
+static long long pid_uid(pid_t pid)
+{
+	char name[64], buf[2048], *line;
+	long long uid = -1;
+	ssize_t n;
+	int fd;
+
+	snprintf(name, sizeof(name), "/proc/%d/status", (int)pid);
+	fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	line = strstr(buf, "\nUid:");
+	if (line && sscanf(line + 5, "%lld", &uid) != 1)
+		uid = -1;
+	return uid;
+}
+
 /* Prefixes match whole path components: /srv/tmp covers /srv/tmp/x, not
  * /srv/tmpfoo. */
-static bool excluded(const char *path)
+static bool excluded_path(const char *path)
 {
 	size_t i, n;
 
@@ -172,6 +236,42 @@ static bool excluded(const char *path)
 			return true;
 	}
 	return false;
+}
+
+static bool excluded_uid(pid_t pid)
+{
+	long long uid;
+	size_t i;
+
+	if (W.s->exclude_uids.n == 0)
+		return false;
+	uid = pid_uid(pid);
+	for (i = 0; uid >= 0 && i < W.s->exclude_uids.n; i++) {
+		if (W.s->exclude_uids.v[i] == uid)
+			return true;
+	}
+	return false;
+}
+
+static bool excluded_exe(const char *exe)
+{
+	size_t i;
+
+	for (i = 0; exe && i < W.nexes; i++) {
+		if (strcmp(exe, W.exes[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Files the agent found itself (sweeps) have no opener to exclude. */
+static bool excluded(const struct vsep_event *ev, const char *path, const char *exe)
+{
+	if (excluded_path(path))
+		return true;
+	if (ev->kind == VSEP_KIND_SWEEP)
+		return false;
+	return excluded_exe(exe) || excluded_uid(ev->pid);
 }
 
 static void read_inline(struct vsep_req *r, int fd, size_t want)
@@ -195,8 +295,9 @@ static void read_inline(struct vsep_req *r, int fd, size_t want)
 	r->data_len = got;
 }
 
+/* Takes exe (NULL: unknown). */
 static struct vsep_req *build_req(const struct vsep_event *ev, const struct stat *st,
-				  const char *path)
+				  const char *path, char *exe)
 {
 	size_t want = (size_t)W.s->inline_bytes;
 	struct vsep_req *r;
@@ -206,64 +307,99 @@ static struct vsep_req *build_req(const struct vsep_event *ev, const struct stat
 	r = calloc(1, sizeof(*r) + want);
 	if (!r || !(r->path = strdup(path))) {
 		free(r);
+		free(exe);
 		return NULL;
 	}
 	r->kind = ev->kind;
 	r->pid = ev->pid;
 	r->st = *st;
-	r->exe = pid_exe(ev->pid);
+	r->exe = exe;
 	read_inline(r, ev->fd, want);
 	return r;
 }
 
-/* Everything the worker does before the event is held; returns false
- * when it ended the event itself. */
-static bool screen(const struct vsep_event *ev, struct stat *st, char *path, size_t len)
+static bool fail_open(void)
 {
-	bool fail_open = vsep_policy_allows(W.s->on_disconnect);
+	return vsep_policy_allows(W.s->on_disconnect);
+}
 
-	if (fstat(ev->fd, st) < 0 || fd_path(ev->fd, path, len) < 0) {
-		vsep_event_end(ev, fail_open, VSEP_WHY_ERROR);
+/* The cheap part, before anything is read or resolved: false when it
+ * ended the event itself. A cached infected verdict is not applied here:
+ * excluded openers still get through (see decide). */
+static bool screen(struct job *j)
+{
+	const struct vsep_event *ev = &j->ev;
+
+	if (!j->have_st && fstat(ev->fd, &j->st) < 0) {
+		vsep_event_end(ev, fail_open(), VSEP_WHY_ERROR);
 		return false;
 	}
-	if (!S_ISREG(st->st_mode) || excluded(path)) {
-		vsep_event_end(ev, true, VSEP_WHY_EXCLUDED);
+	if (!S_ISREG(j->st.st_mode)) {
+		vsep_event_end(ev, true, VSEP_WHY_IRREGULAR);
 		return false;
 	}
-	if (!vsep_mux_ready()) {
-		vsep_event_end(ev, fail_open, VSEP_WHY_DISCONNECT);
+	if (W.s->max_file_size > 0 && j->st.st_size > W.s->max_file_size) {
+		vsep_event_end(ev, true, VSEP_WHY_TOO_BIG);
 		return false;
 	}
 	return true;
 }
 
-static void handle(const struct vsep_event *ev)
+/* Ends the event unless it must go to the mux; *exe is for the request. */
+static bool decide(const struct vsep_event *ev, const struct stat *st, const char *path,
+		   bool infected, uint64_t gen, char **exe)
 {
-	char path[PATH_MAX];
-	struct stat st;
+	*exe = pid_exe(ev->pid);
+	if (excluded(ev, path, *exe)) {
+		vsep_event_end(ev, true, VSEP_WHY_EXCLUDED);
+	} else if (infected) {
+		vsep_event_end_cached(ev, false, st, gen);
+		EPSEC_INFO("%s: access denied to pid %d (cached verdict)", path, (int)ev->pid);
+	} else if (!vsep_mux_ready()) {
+		vsep_event_end(ev, fail_open(), VSEP_WHY_DISCONNECT);
+	} else {
+		return true;
+	}
+	free(*exe);
+	*exe = NULL;
+	return false;
+}
+
+static void handle(struct job *j)
+{
+	const struct vsep_event *ev = &j->ev;
+	char path[PATH_MAX], *exe;
 	struct vsep_req *r;
 	int err;
 
-	if (!screen(ev, &st, path, sizeof(path)))
+	if (!screen(j))
 		return;
-	r = build_req(ev, &st, path);
-	err = r ? vsep_held_add(ev, &st, path, &r->req_id) : -ENOMEM;
-	if (err < 0) {
-		vsep_req_free(r);
-		vsep_event_end(ev, vsep_policy_allows(W.s->on_disconnect),
-			       err == -ENOSPC ? VSEP_WHY_OVERLOAD : VSEP_WHY_ERROR);
+	if (fd_path(ev->fd, path, sizeof(path)) < 0) {
+		vsep_event_end(ev, fail_open(), VSEP_WHY_ERROR);
 		return;
 	}
-	vsep_mux_submit(r);
+	if (!decide(ev, &j->st, path, j->infected, j->gen, &exe))
+		return;
+	r = build_req(ev, &j->st, path, exe);
+	err = r ? vsep_held_add(ev, &j->st, path, &r->req_id) : -ENOMEM;
+	if (err == -ENOSPC) {
+		vsep_event_end(ev, vsep_policy_allows(W.s->on_overload), VSEP_WHY_OVERLOAD);
+	} else if (err < 0) {
+		vsep_event_end(ev, fail_open(), VSEP_WHY_ERROR);
+	} else {
+		vsep_mux_submit(r);
+		return;
+	}
+	vsep_req_free(r);
 }
 
 static void *worker_main(void *arg)
 {
 	struct queue *q = arg;
-	struct vsep_event ev;
+	struct job j;
 
-	while (pop(q, &ev))
-		handle(&ev);
+	while (pop(q, &j))
+		handle(&j);
 	return NULL;
 }
 
@@ -291,6 +427,26 @@ static int queues_new(int n, size_t total)
 	return 0;
 }
 
+/* /proc/PID/exe names the binary by its resolved path: so must we. */
+static int exes_resolve(const struct epsec_strlist *l)
+{
+	char *p;
+
+	W.exes = calloc(l->n ? l->n : 1, sizeof(*W.exes));
+	if (!W.exes)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n; i++) {
+		p = realpath(l->v[i], NULL);
+		if (!p)
+			EPSEC_WARN("exclude_exes: %s: %s; compared as written", l->v[i],
+				   strerror(errno));
+		if (!p && !(p = strdup(l->v[i])))
+			return -ENOMEM;
+		W.exes[W.nexes++] = p;
+	}
+	return 0;
+}
+
 int vsep_workers_start(const struct vsep_settings *s, int fanfd)
 {
 	int i, r;
@@ -298,6 +454,9 @@ int vsep_workers_start(const struct vsep_settings *s, int fanfd)
 	W.s = s;
 	W.fanfd = fanfd;
 	W.self = getpid();
+	r = exes_resolve(&s->exclude_exes);
+	if (r < 0)
+		return r;
 	W.stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (W.stopfd < 0)
 		return -errno;
@@ -321,7 +480,7 @@ static void queue_stop(struct queue *q)
 	if (q->started)
 		pthread_join(q->thread, NULL);
 	for (; q->len; q->len--) {
-		vsep_event_end(&q->ring[q->head], vsep_policy_allows(W.s->on_disconnect),
+		vsep_event_end(&q->ring[q->head].ev, vsep_policy_allows(W.s->on_disconnect),
 			       VSEP_WHY_SHUTDOWN);
 		q->head = (q->head + 1) % q->cap;
 	}
@@ -345,6 +504,11 @@ void vsep_workers_stop(void)
 	free(W.q);
 	W.q = NULL;
 	W.nq = 0;
+	for (size_t j = 0; j < W.nexes; j++)
+		free(W.exes[j]);
+	free(W.exes);
+	W.exes = NULL;
+	W.nexes = 0;
 	if (W.stopfd >= 0)
 		close(W.stopfd);
 	W.stopfd = -1;

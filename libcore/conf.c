@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "topts.h"
 
 #define EPSEC_LOG_SRC "conf"
 
@@ -269,7 +270,8 @@ static int check_members(const config_setting_t *group, const struct key_names *
 	for (int i = 0; i < config_setting_length(group); i++) {
 		const config_setting_t *m = config_setting_get_elem(group, (unsigned)i);
 
-		if (key_known(k, config_setting_name(m)))
+		if (key_known(k, config_setting_name(m)) ||
+		    (k->schema && epsec_topts_companion(k->schema, config_setting_name(m))))
 			continue;
 		key_list(k, names, sizeof(names));
 		ret = names[0] ? epsec_conf_error(m, "unknown key; expected one of: %s", names)
@@ -605,7 +607,8 @@ int epsec_conf_apply(const config_setting_t *group, const struct epsec_conf_key 
 		if (r < 0 && ret == 0)
 			ret = r;
 	}
-	return ret;
+	r = group ? epsec_topts_apply(group, schema) : 0;
+	return ret ? ret : r;
 }
 
 void epsec_strlist_free(struct epsec_strlist *l)
@@ -678,6 +681,7 @@ int epsec_conf_load(struct epsec_conf *conf, const char *path,
 void epsec_conf_free(struct epsec_conf *conf)
 {
 	/* config_destroy zeroes the config_t, so a second call is harmless. */
+	epsec_topts_forget(&conf->cfg);
 	if (config_root_setting(&conf->cfg))
 		config_destroy(&conf->cfg);
 	free(conf->path);
@@ -714,6 +718,37 @@ int epsec_conf_peek_int(const char *path, const char *key, int *value)
 		goto out;
 	}
 	*value = (int)v;
+out:
+	config_destroy(&cfg);
+	return ret;
+}
+
+int epsec_conf_peek_string(const char *path, const char *key, char **value)
+{
+	config_t cfg;
+	const config_setting_t *s;
+	const char *v;
+	int err, ret = 0;
+
+	config_init(&cfg);
+	err = read_config(&cfg, path);
+	if (err) {
+		ret = err < 0 ? -EINVAL : -err;
+		goto out;
+	}
+	s = config_lookup(&cfg, key);
+	if (!s) {
+		ret = -ENOENT;
+		goto out;
+	}
+	v = config_setting_get_string(s);
+	if (!v) {
+		ret = -EINVAL;
+		goto out;
+	}
+	*value = strdup(v);
+	if (!*value)
+		ret = -ENOMEM;
 out:
 	config_destroy(&cfg);
 	return ret;

@@ -79,5 +79,9 @@ int epsec_uri_split(const char *uri, char *scheme, size_t len, const char **rest
 /* Parse "allow"/"deny" style policy etc. through CHOICE; helpers for
  * reading only a few keys again later (the agent re-reads DEBUG_*). */
 int epsec_conf_peek_int(const char *path, const char *key, int *value);
+/* One string key, without a schema (other keys are not looked at): 0 and
+ * a malloc'd copy in *value, -ENOENT no such key, -EINVAL unparseable or
+ * not a string, else -errno reading the file. Quiet, like peek_int. */
+int epsec_conf_peek_string(const char *path, const char *key, char **value);
 
 #endif

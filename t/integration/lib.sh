@@ -120,6 +120,7 @@ EOC
 DEBUG_LEVEL = 7;
 DEBUG_DEST = 3;
 id = "test-sva";
+user = "root";
 control = "$T/run/epsec-sva.ctl";
 mux = "$2";
 workers = 2;
