@@ -46,6 +46,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mkcorpus DIR COUNT\n");
 		return 2;
 	}
+	if (mkdir(argv[1], 0755) < 0 && errno != EEXIST) {
+		perror(argv[1]);
+		return 1;
+	}
 	for (long i = 0; i < n; i++) {
 		size_t size = 1024 + next_random() % (255 * 1024);
 
