@@ -19,6 +19,7 @@
 #define EX_DOWN 1
 #define EX_USAGE_ERR 2
 #define CALL_TIMEOUT_MS 3000
+#define RELOAD_TIMEOUT_MS 15000 /* epsec-sva waits up to 10 s for a reload */
 #define RUNDIR_ENV "EPSEC_RUNDIR"
 #define JSON_FLAGS \
 	(JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -109,11 +110,11 @@ static void targets_init(struct ctl *c, const char *rundir, const char *socket)
 	}
 }
 
-static void ask_one(struct target *t, struct json_object *req)
+static void ask_one_within(struct target *t, struct json_object *req, int timeout_ms)
 {
 	struct json_object *ok;
 
-	t->rc = epsec_ctl_call(t->path, req, CALL_TIMEOUT_MS, &t->reply);
+	t->rc = epsec_ctl_call(t->path, req, timeout_ms, &t->reply);
 	if (t->rc < 0) {
 		t->reply = NULL;
 		return;
@@ -122,6 +123,11 @@ static void ask_one(struct target *t, struct json_object *req)
 		t->rc = -EPROTO;
 		t->refused = true;
 	}
+}
+
+static void ask_one(struct target *t, struct json_object *req)
+{
+	ask_one_within(t, req, CALL_TIMEOUT_MS);
 }
 
 static void ask_all(struct ctl *c, struct json_object *req)
@@ -139,11 +145,11 @@ static struct json_object *request(const char *cmd)
 	return req;
 }
 
-static void ask_cmd(struct target *t, const char *cmd)
+static void ask_cmd(struct target *t, const char *cmd, int timeout_ms)
 {
 	struct json_object *req = request(cmd);
 
-	ask_one(t, req);
+	ask_one_within(t, req, timeout_ms);
 	json_object_put(req);
 }
 
@@ -264,6 +270,9 @@ static void print_vsep(struct json_object *o)
 		else
 			printf("  protect: %s (%s marks on %lld directories)\n", jstr(p, "path"),
 			       jstr(p, "mark"), jint(p, "dirs"));
+		for (size_t j = 0; j < jlen(jget(p, "mounts")); j++)
+			printf("    + %s (mounted under it: its own mount mark)\n",
+			       jelem(jget(p, "mounts"), j));
 	}
 	print_counters(o);
 	printf("  in flight: %lld\n", jint(o, "in_flight"));
@@ -282,7 +291,7 @@ static void join_strings(struct json_object *a, char *buf, size_t len)
 
 static void print_mux(struct json_object *o)
 {
-	struct json_object *agents = jget(o, "agents"), *svas = jget(o, "svas");
+	struct json_object *agents = jget(o, "agents"), *svas = jget(o, "svas"), *lat;
 	char engines[512];
 
 	print_head(o, "router");
@@ -290,8 +299,9 @@ static void print_mux(struct json_object *o)
 	for (size_t i = 0; i < jlen(agents); i++) {
 		struct json_object *a = json_object_array_get_idx(agents, i);
 
-		printf("    %s  %s on %s  events %lld  last seen %lld ms ago\n", jstr(a, "id"),
-		       jstr(a, "peer"), jstr(a, "endpoint"), jint(a, "events"),
+		printf("    %s  %s  %s  version %lld  events %lld  in flight %lld  last seen %lld ms "
+		       "ago\n", jstr(a, "id"), jstr(a, "transport"), jstr(a, "peer"),
+		       jint(a, "version"), jint(a, "events"), jint(a, "in_flight"),
 		       jint(a, "last_seen_ms"));
 	}
 	printf("  svas: %zu\n", jlen(svas));
@@ -299,10 +309,14 @@ static void print_mux(struct json_object *o)
 		struct json_object *s = json_object_array_get_idx(svas, i);
 
 		join_strings(jget(s, "engines"), engines, sizeof(engines));
-		printf("    %s  %s  engines %s  generation %lld  in flight %lld\n", jstr(s, "id"),
-		       jstr(s, "peer"), engines, jint(s, "generation"), jint(s, "in_flight"));
+		printf("    %s  %s  engines %s  generation %lld  in flight %lld  events %lld\n",
+		       jstr(s, "id"), jstr(s, "peer"), engines, jint(s, "generation"),
+		       jint(s, "in_flight"), jint(s, "events"));
 	}
 	print_counters(o);
+	lat = jget(o, "latency");
+	printf("  routing latency (last %lld verdicts): p50 %lld us, p99 %lld us, max %lld us\n",
+	       jint(lat, "samples"), jint(lat, "p50_us"), jint(lat, "p99_us"), jint(lat, "max_us"));
 }
 
 static void print_sva(struct json_object *o)
@@ -457,7 +471,7 @@ static int cmd_reload(struct ctl *c)
 			t->rc = -ENOENT; /* not asked: counts as absent */
 			continue;
 		}
-		ask_cmd(t, "reload");
+		ask_cmd(t, "reload", RELOAD_TIMEOUT_MS);
 		if (t->rc == 0)
 			printf("%s: reloaded, generation %lld\n", t->name, jint(t->reply, "generation"));
 		else
