@@ -227,29 +227,52 @@ static int send_verdict(struct epsec_session *s, const struct epsec_out_op *op)
 	return epsec_conn_send(s->conn, &m);
 }
 
-static void send_op(struct epsec_session *s, const struct epsec_out_op *op, uint64_t epoch)
+/* -ENOBUFS: the transport's queue is full (ZeroMQ's high-water mark);
+ * the op must be kept and sent later, not dropped. */
+static bool transport_full(int r)
+{
+	return r == -ENOBUFS || r == -EAGAIN;
+}
+
+/* 0 sent or given up (reported), -ENOBUFS to be retried. */
+static int send_op(struct epsec_session *s, const struct epsec_out_op *op, uint64_t epoch)
 {
 	int r;
 
 	/* Ops of a lost connection: its waits already failed, and the mux
 	 * re-dispatches its events. */
 	if (!s->conn || op->epoch != epoch)
-		return;
-	if (op->kind == EPSEC__ENVELOPE__BODY_READ) {
-		r = send_read(s, op);
-		if (r < 0) {
-			pthread_mutex_lock(&s->lock);
-			epsec_sva_fail_waits(s, op->req_id, r);
-			pthread_mutex_unlock(&s->lock);
-		}
-		return;
-	}
-	r = send_verdict(s, op);
-	if (r < 0)
+		return 0;
+	r = op->kind == EPSEC__ENVELOPE__BODY_READ ? send_read(s, op) : send_verdict(s, op);
+	if (transport_full(r))
+		return -ENOBUFS;
+	if (r < 0 && op->kind == EPSEC__ENVELOPE__BODY_READ) {
+		pthread_mutex_lock(&s->lock);
+		epsec_sva_fail_waits(s, op->req_id, r);
+		pthread_mutex_unlock(&s->lock);
+	} else if (r < 0) {
 		EPSEC_WARN("verdict for request %llu not sent: %s",
 			   (unsigned long long)op->req_id, strerror(-r));
+	}
+	return 0;
 }
 
+/* Put back what could not be sent, ahead of anything queued since. */
+static void requeue(struct epsec_session *s, struct epsec_out_op *head)
+{
+	struct epsec_out_op *last = head;
+
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&s->lock);
+	last->next = s->out_head;
+	if (!s->out_head)
+		s->out_tail = last;
+	s->out_head = head;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* A full transport stops the drain; the next tick or wake-up goes on. */
 static void drain_outbox(struct epsec_session *s)
 {
 	struct epsec_out_op *op, *next;
@@ -261,8 +284,11 @@ static void drain_outbox(struct epsec_session *s)
 	epoch = s->epoch;
 	pthread_mutex_unlock(&s->lock);
 	for (; op; op = next) {
+		if (send_op(s, op, epoch) == -ENOBUFS) {
+			requeue(s, op);
+			return;
+		}
 		next = op->next;
-		send_op(s, op, epoch);
 		epsec_sva_out_free(op);
 	}
 }

@@ -79,7 +79,7 @@ struct epsec_session_config {
  * -EINVAL (no config or not a URI), -ENOENT (no transport plugin for the
  * URI's scheme), -ENOMEM. Returns at once: the connection is made in the
  * background, HELLO/WELCOME first, and re-made after every loss with a
- * backoff from 100 ms up to 2 s; events flow only while connected.
+ * backoff from 100 ms up to 1 s; events flow only while connected.
  * Call from the main thread (transport plugins load here; libltdl is not
  * thread-safe) and after any fork(): the session's thread would not
  * survive one. */
