@@ -97,6 +97,7 @@ static struct json_object *counters(void)
 	add_num(c, "cache_misses", atomic_load(&vsep_stats.cache_misses));
 	add_num(c, "ignore_marks", atomic_load(&vsep_stats.ignore_marks));
 	add_num(c, "quarantined", atomic_load(&vsep_stats.quarantined));
+	add_num(c, "empty", atomic_load(&vsep_stats.empty));
 	add_num(c, "swept", atomic_load(&vsep_stats.swept));
 	return c;
 }

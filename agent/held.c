@@ -88,6 +88,9 @@ static void count_end(const struct vsep_event *ev, bool allow, enum vsep_why why
 	case VSEP_WHY_TOO_BIG:
 		atomic_fetch_add(&vsep_stats.too_big, 1);
 		break;
+	case VSEP_WHY_EMPTY:
+		atomic_fetch_add(&vsep_stats.empty, 1);
+		break;
 	default:
 		break;
 	}
@@ -226,7 +229,7 @@ static const char *why_name(enum vsep_why why)
 		[VSEP_WHY_DISCONNECT] = "no scanner", [VSEP_WHY_OVERLOAD] = "overload",
 		[VSEP_WHY_ERROR] = "error", [VSEP_WHY_SHUTDOWN] = "shutdown",
 		[VSEP_WHY_CACHE] = "cached", [VSEP_WHY_TOO_BIG] = "too big",
-		[VSEP_WHY_IRREGULAR] = "not a regular file",
+		[VSEP_WHY_IRREGULAR] = "not a regular file", [VSEP_WHY_EMPTY] = "empty file",
 	};
 
 	return (unsigned)why < sizeof(names) / sizeof(names[0]) ? names[why] : "?";

@@ -85,6 +85,7 @@ enum vsep_why {
 	VSEP_WHY_CACHE,      /* the verdict cache answered */
 	VSEP_WHY_TOO_BIG,    /* over max_file_size */
 	VSEP_WHY_IRREGULAR,  /* not a regular file: nothing to scan */
+	VSEP_WHY_EMPTY,      /* an empty regular file: nothing to scan */
 };
 
 /* allowed/denied count every permission answer whatever its reason, and
@@ -104,6 +105,7 @@ struct vsep_counters {
 	atomic_ulong cache_misses;
 	atomic_ulong ignore_marks; /* ignore marks placed */
 	atomic_ulong quarantined;
+	atomic_ulong empty;        /* empty files: allowed, nothing to scan */
 	atomic_ulong swept;        /* files found in new directories and scanned */
 };
 

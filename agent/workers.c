@@ -101,6 +101,17 @@ static struct queue *queue_for(pid_t pid)
 
 /* ------------------------------------------------------------ reader */
 
+/* An empty file has nothing to scan: the open of every file an untar or
+ * a compiler creates then costs no round trip. What is written into it is
+ * scanned at close_write and on the next open. */
+static bool empty_file(const struct vsep_event *ev, const struct job *j)
+{
+	if (!j->have_st || !S_ISREG(j->st.st_mode) || j->st.st_size != 0)
+		return false;
+	vsep_event_end(ev, true, VSEP_WHY_EMPTY);
+	return true;
+}
+
 /* The cache's hot path is here rather than in a worker: handing a hit to
  * a worker costs more than all the rest of it (a hit answered here is as
  * cheap as an agent that allows everything at once). fstat adds no way to
@@ -109,9 +120,8 @@ static bool cached(const struct vsep_event *ev, struct job *j)
 {
 	enum vsep_action act;
 
-	if (!vsep_cache_enabled() || fstat(ev->fd, &j->st) < 0)
+	if (!j->have_st || !vsep_cache_enabled())
 		return false;
-	j->have_st = true;
 	if (!S_ISREG(j->st.st_mode) || !vsep_cache_lookup(&j->st, &act, &j->gen))
 		return false;
 	if (act == VSEP_ACT_ALLOW) {
@@ -132,7 +142,8 @@ static void dispatch(const struct vsep_event *ev, void *arg)
 		vsep_event_end(ev, true, VSEP_WHY_SELF);
 		return;
 	}
-	if (cached(ev, &j))
+	j.have_st = fstat(ev->fd, &j.st) == 0;
+	if (empty_file(ev, &j) || cached(ev, &j))
 		return;
 	if (!push(queue_for(ev->pid), &j))
 		vsep_event_end(ev, vsep_policy_allows(W.s->on_overload), VSEP_WHY_OVERLOAD);
