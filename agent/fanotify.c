@@ -1025,9 +1025,25 @@ static void dirent_event(int fanfd, const struct fanotify_event_metadata *m,
 		moved_out(fanfd, &e);
 }
 
+/* Events with names are only 4-byte aligned in the buffer: each is copied
+ * out whole before its 8-byte fields are read. -EPROTO when malformed. */
+static int copy_event(char *out, size_t cap, const char *in, size_t avail)
+{
+	struct fanotify_event_metadata md;
+
+	memcpy(&md, in, sizeof(md));
+	if (md.vers != FANOTIFY_METADATA_VERSION || md.event_len < FAN_EVENT_METADATA_LEN ||
+	    md.event_len > avail || md.event_len > cap)
+		return -EPROTO;
+	memcpy(out, in, md.event_len);
+	return 0;
+}
+
 int vsep_fan_dirent_read(int fanfd, vsep_fan_file_fn sweep, void *arg)
 {
 	static char buf[64 * 1024]
+		__attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+	static char one[4096]
 		__attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
 	const struct fanotify_event_metadata *m = (const void *)buf;
 	ssize_t n;
@@ -1037,10 +1053,13 @@ int vsep_fan_dirent_read(int fanfd, vsep_fan_file_fn sweep, void *arg)
 	n = read(M.dirent_fd, buf, sizeof(buf));
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-	for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-		if (m->vers != FANOTIFY_METADATA_VERSION)
+	while (n >= (ssize_t)FAN_EVENT_METADATA_LEN) {
+		if (copy_event(one, sizeof(one), (const char *)m, (size_t)n) < 0)
 			return -EPROTO;
-		dirent_event(fanfd, m, sweep, arg);
+		dirent_event(fanfd, (const void *)one, sweep, arg);
+		n -= (ssize_t)((const struct fanotify_event_metadata *)(const void *)one)->event_len;
+		m = (const void *)((const char *)m +
+				   ((const struct fanotify_event_metadata *)(const void *)one)->event_len);
 	}
 	return 0;
 }

@@ -233,7 +233,7 @@ static void test_blocks(void **st)
 {
 	struct epsec_scan_report rep;
 	struct mem_file m;
-	size_t at[3];
+	size_t at[3] = { 0 };
 
 	big_with("x", 0, at);
 	expect(big, BIG_LEN, NULL);
