@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
@@ -15,6 +16,7 @@
 
 #include "fanotify.h"
 #include "log.h"
+#include "loop.h"
 
 #define EPSEC_LOG_SRC "cache"
 
@@ -66,9 +68,11 @@ static struct {
 
 /* ------------------------------------------------------------ verdicts */
 
+/* Unsigned: a far-future time a user sets must not overflow (ctime, which
+ * no user can set, keeps distinct states distinct). */
 static int64_t ns(const struct timespec *t)
 {
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+	return (int64_t)((uint64_t)t->tv_sec * 1000000000u + (uint64_t)t->tv_nsec);
 }
 
 static void key_of(const struct stat *st, struct entry *k)
@@ -179,14 +183,51 @@ static void flush_locked(const char *why)
 		EPSEC_INFO("%zu ignore mark(s) flushed: %s", n, why);
 }
 
+/* The kernel drops an ignore mark by itself when its file is written,
+ * deleted or evicted, so `placed` only ever over-counts: the group's
+ * fdinfo lists the marks that really are there. */
+static size_t count_ignore_marks(void)
+{
+	char path[64], line[512];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", M.fanfd);
+	f = fopen(path, "re");
+	if (!f)
+		return M.max;
+	while (fgets(line, sizeof(line), f)) {
+		const char *im = strstr(line, " ignored_mask:");
+
+		if (strncmp(line, "fanotify ino:", 13) == 0 && im && strtoul(im + 14, NULL, 16))
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* A flush of every ignore mark also takes the marks on protected
+ * directories with it for a moment; a user who could cause one at will
+ * (by opening ignore_marks_max new files) could open files unseen. So a
+ * full table is never flushed: it is counted again (at most once a
+ * second), and while it is really full, further clean files are answered
+ * from the verdict cache in the reader, nearly as cheaply. Only a new
+ * signature generation, which an operator causes, flushes. */
 void vsep_cache_maintain(void)
 {
-	if (!M.max || atomic_load(&M.placed) < M.max)
+	static uint64_t last_ms;
+	static atomic_bool told;
+	uint64_t now = epsec_now_ms();
+	size_t n;
+
+	if (!M.max || atomic_load(&M.placed) < M.max || now - last_ms < 1000)
 		return;
-	pthread_rwlock_wrlock(&M.lock);
-	if (atomic_load(&M.placed) >= M.max)
-		flush_locked("ignore_marks_max reached");
-	pthread_rwlock_unlock(&M.lock);
+	last_ms = now;
+	n = count_ignore_marks();
+	atomic_store(&M.placed, n);
+	if (n >= M.max && !atomic_exchange(&told, true))
+		EPSEC_NOTICE("ignore_marks_max (%zu) reached: further clean files are answered "
+			     "from the verdict cache", M.max);
 }
 
 static bool same_state(const struct stat *a, const struct stat *b)
@@ -226,8 +267,8 @@ static int place(int fd, const struct stat *st)
 	return 0;
 }
 
-/* -ENOSPC when the bound (ours or the kernel's) is reached: the next
- * vsep_cache_maintain flushes. -EBUSY while a flush runs. */
+/* -ENOSPC when the bound (ours or the kernel's) is reached. -EBUSY while
+ * a flush runs. */
 static int try_ignore(int fd, const struct stat *st, uint64_t gen)
 {
 	int r;
@@ -261,6 +302,31 @@ void vsep_cache_ignore(int fd, const struct stat *st, uint64_t generation)
 		atomic_fetch_add(&vsep_stats.ignore_marks, 1);
 	else if (r != -ESTALE && r != -ENOSPC && r != -EBUSY)
 		EPSEC_DBG("no ignore mark: %s", strerror(-r));
+}
+
+/* A write through a shared mapping changes neither size nor times and
+ * raises no modify event, so neither the key nor the kernel drops what we
+ * know: every close_write forgets the file before it is scanned again. */
+void vsep_cache_forget(int fd, const struct stat *st)
+{
+	struct entry k;
+	size_t i;
+
+	if (M.max && fanotify_mark(M.fanfd, FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK,
+				   atomic_load(&M.mask), fd, NULL) == 0)
+		atomic_fetch_sub(&M.placed, atomic_load(&M.placed) > 0 ? 1 : 0);
+	if (!C.sets)
+		return;
+	key_of(st, &k);
+	i = set_of(&k);
+	pthread_mutex_lock(lock_of(i));
+	for (int w = 0; w < WAYS; w++) {
+		struct entry *e = &C.sets[i].e[w];
+
+		if (e->valid && e->ino == k.ino && e->dev == k.dev)
+			e->valid = false;
+	}
+	pthread_mutex_unlock(lock_of(i));
 }
 
 /* ------------------------------------------------------------ generations */

@@ -34,8 +34,12 @@ void vsep_cache_store(const struct stat *st, enum vsep_action action, uint64_t g
  * off, ignore_marks_max are placed, a flush is running, the generation is
  * no longer current, or the file changed meanwhile. */
 void vsep_cache_ignore(int fd, const struct stat *st, uint64_t generation);
-/* From the loop, every few ms: once ignore_marks_max marks are placed,
- * flush them all and start counting again. */
+/* Before a close_write is scanned: drop the file's ignore mark and cached
+ * verdicts, whatever its state says (writes through mmap change none of
+ * it). */
+void vsep_cache_forget(int fd, const struct stat *st);
+/* From the loop, every few ms: says once when ignore_marks_max is
+ * reached (marks are then no longer placed; nothing is flushed). */
 void vsep_cache_maintain(void);
 
 #endif

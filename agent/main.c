@@ -17,6 +17,7 @@
 #include <epsec/version.h>
 
 #include "cache.h"
+#include "caps.h"
 #include "control.h"
 #include "ctl.h"
 #include "daemon.h"
@@ -112,7 +113,7 @@ static void defaults(struct vsep_settings *s)
 		.max_held = 4096,
 		.cache_size = 65536,
 		.ignore_marks = true,
-		.ignore_marks_max = 16384,
+		.ignore_marks_max = 65536,
 		.quarantine_dir = LOCALSTATEDIR "/lib/epsec/quarantine",
 	};
 }
@@ -266,7 +267,13 @@ static int add_timers(struct vsep *v);
 /* After detaching: the threads, the mux link, the timers. */
 static int launch(struct vsep *v)
 {
-	int r = vsep_held_init(v->fanfd, (size_t)v->s.max_held, (unsigned)v->s.scan_timeout_ms);
+	int r = vsep_caps_drop();
+
+	if (r < 0) {
+		EPSEC_ERR("cannot drop capabilities: %s", strerror(-r));
+		return r;
+	}
+	r = vsep_held_init(v->fanfd, (size_t)v->s.max_held, (unsigned)v->s.scan_timeout_ms);
 
 	v->held_up = r == 0;
 	if (r == 0)

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -120,17 +122,48 @@ static bool cached(const struct vsep_event *ev, struct job *j)
 {
 	enum vsep_action act;
 
-	if (!j->have_st || !vsep_cache_enabled())
+	if (!j->have_st || !S_ISREG(j->st.st_mode))
 		return false;
-	if (!S_ISREG(j->st.st_mode) || !vsep_cache_lookup(&j->st, &act, &j->gen))
+	/* A written file is always scanned again (and forgotten first). */
+	if (!vsep_event_is_perm(ev)) {
+		vsep_cache_forget(ev->fd, &j->st);
+		return false;
+	}
+	if (!vsep_cache_enabled() || !vsep_cache_lookup(&j->st, &act, &j->gen))
 		return false;
 	if (act == VSEP_ACT_ALLOW) {
 		vsep_event_end_cached(ev, true, &j->st, j->gen);
 		return true;
 	}
-	/* close_write: scanned again, so the action is applied. */
-	j->infected = vsep_event_is_perm(ev);
+	j->infected = true;
 	return false;
+}
+
+/* fstat for the reader, which must never wait on a remote or FUSE server
+ * (whose own opens may be waiting on this very thread): what the kernel
+ * has cached is enough to key the cache. */
+static bool stat_nosync(int fd, struct stat *st)
+{
+	struct statx x;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_BASIC_STATS, &x) < 0)
+		return false;
+	*st = (struct stat){
+		.st_dev = makedev(x.stx_dev_major, x.stx_dev_minor),
+		.st_ino = x.stx_ino,
+		.st_mode = x.stx_mode,
+		.st_nlink = x.stx_nlink,
+		.st_uid = x.stx_uid,
+		.st_gid = x.stx_gid,
+		.st_rdev = makedev(x.stx_rdev_major, x.stx_rdev_minor),
+		.st_size = (off_t)x.stx_size,
+		.st_blksize = (blksize_t)x.stx_blksize,
+		.st_blocks = (blkcnt_t)x.stx_blocks,
+		.st_atim = { x.stx_atime.tv_sec, x.stx_atime.tv_nsec },
+		.st_mtim = { x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec },
+		.st_ctim = { x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec },
+	};
+	return true;
 }
 
 static void dispatch(const struct vsep_event *ev, void *arg)
@@ -142,7 +175,7 @@ static void dispatch(const struct vsep_event *ev, void *arg)
 		vsep_event_end(ev, true, VSEP_WHY_SELF);
 		return;
 	}
-	j.have_st = fstat(ev->fd, &j.st) == 0;
+	j.have_st = stat_nosync(ev->fd, &j.st);
 	if (empty_file(ev, &j) || cached(ev, &j))
 		return;
 	if (!push(queue_for(ev->pid), &j))
@@ -154,6 +187,14 @@ void vsep_workers_inject(const struct vsep_event *ev)
 	dispatch(ev, NULL);
 }
 
+/* Nobody would answer the kernel any more: stop the daemon, which answers
+ * what it holds, and closing the group lets the kernel allow the rest. */
+static void reader_failed(int err)
+{
+	EPSEC_ERR("fanotify reader stopped: %s; vsep is exiting", strerror(err));
+	kill(getpid(), SIGTERM);
+}
+
 static void *reader_main(void *arg)
 {
 	struct pollfd p[2] = { { .fd = W.fanfd, .events = POLLIN },
@@ -161,8 +202,10 @@ static void *reader_main(void *arg)
 	int r, failures = 0;
 
 	while (!atomic_load(&W.stopping)) {
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		if (poll(p, 2, -1) < 0 && errno != EINTR) {
+			reader_failed(errno);
 			break;
+		}
 		if (p[1].revents)
 			break;
 		if (!(p[0].revents & POLLIN))
@@ -170,6 +213,10 @@ static void *reader_main(void *arg)
 		r = vsep_fan_read(W.fanfd, dispatch, NULL);
 		/* EMFILE/ENFILE: the kernel denies the event it could not
 		 * give us; say so once per burst, and let fds come back. */
+		if (r < 0 && r != -EMFILE && r != -ENFILE && r != -ENOMEM) {
+			reader_failed(-r);
+			break;
+		}
 		if (r < 0 && failures++ == 0)
 			EPSEC_ERR("reading fanotify events: %s", strerror(-r));
 		if (r < 0)
