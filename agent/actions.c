@@ -29,29 +29,33 @@ const char *vsep_action_name(enum vsep_action act)
 	return "?";
 }
 
-/* The path may have been renamed over since the event; unlinking it then
- * would delete someone else's file. */
+/* The path may have been renamed over since the event, or a directory on
+ * it swapped for a symlink: unlinking it then would delete someone else's
+ * file. vsep_unlink_if_same resolves the directory without symlinks. */
 static int delete_file(const char *path, dev_t dev, ino_t ino, const char *signature)
 {
-	struct stat st;
+	int r = vsep_unlink_if_same(path, dev, ino);
 
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			EPSEC_INFO("%s (%s): already gone", path, signature);
-		else
-			EPSEC_WARN("not deleting %s (%s): %s", path, signature, strerror(errno));
-		return -errno;
-	}
-	if (st.st_dev != dev || st.st_ino != ino) {
+	switch (r) {
+	case 0:
+		EPSEC_WARN("deleted %s: %s", path, signature);
+		break;
+	case -ENOENT:
+		EPSEC_INFO("%s (%s): already gone", path, signature);
+		break;
+	case -ESTALE:
 		EPSEC_WARN("not deleting %s (%s): the path now names another file", path, signature);
-		return -ESTALE;
+		break;
+	case -ELOOP:
+	case -ENOTDIR:
+		EPSEC_WARN("not deleting %s (%s): a directory on the path is now a symlink", path,
+			   signature);
+		break;
+	default:
+		EPSEC_ERR("cannot delete %s (%s): %s", path, signature, strerror(-r));
+		break;
 	}
-	if (unlink(path) < 0) {
-		EPSEC_ERR("cannot delete %s (%s): %s", path, signature, strerror(errno));
-		return -errno;
-	}
-	EPSEC_WARN("deleted %s: %s", path, signature);
-	return 0;
+	return r;
 }
 
 static int quarantine_file(const char *path, dev_t dev, ino_t ino, const char *engine,
@@ -66,6 +70,9 @@ static int quarantine_file(const char *path, dev_t dev, ino_t ino, const char *e
 		if (r == -ESTALE || r == -ENOENT)
 			EPSEC_WARN("not quarantining %s (%s): %s", path, signature,
 				   r == -ESTALE ? "the path now names another file" : strerror(-r));
+		else if (r == -ELOOP || r == -ENOTDIR)
+			EPSEC_WARN("not quarantining %s (%s): a directory on the path is now a "
+				   "symlink", path, signature);
 		else
 			EPSEC_ERR("cannot quarantine %s (%s): %s", path, signature, strerror(-r));
 		return r;

@@ -26,11 +26,12 @@ int vsep_caps_drop(void)
 	/* SYS_ADMIN: marks for new directories and mounts; DAC_READ_SEARCH:
 	 * directories opened by handle, files swept; DAC_OVERRIDE, FOWNER:
 	 * delete and quarantine any file; CHOWN: restore its owner;
+	 * SETUID, SETGID: setfsuid/setfsgid to restore it as its owner;
 	 * SYS_PTRACE: /proc/PID/exe of other users' processes (exclude_exes,
 	 * the exe sent with each event). */
 	if (capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
 			  CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE, CAP_FOWNER,
-			  CAP_CHOWN, CAP_SYS_PTRACE, -1) < 0)
+			  CAP_CHOWN, CAP_SETUID, CAP_SETGID, CAP_SYS_PTRACE, -1) < 0)
 		return -EINVAL;
 	return capng_apply(what) < 0 ? -EPERM : 0;
 }

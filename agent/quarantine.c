@@ -15,10 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #include "log.h"
 
@@ -183,17 +186,108 @@ static bool same_file(const struct stat *st, dev_t dev, ino_t ino)
 	return st->st_dev == dev && st->st_ino == ino;
 }
 
-/* The path may have been renamed over since it was checked: unlink only
+/* The name may have been renamed over since it was checked: unlink only
  * what is still the scanned inode. */
-static int unlink_if_same(const char *path, dev_t dev, ino_t ino)
+static int unlink_same_at(int pfd, const char *base, dev_t dev, ino_t ino)
 {
 	struct stat st;
 
-	if (lstat(path, &st) < 0)
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (!same_file(&st, dev, ino))
 		return -ESTALE;
-	return unlink(path) < 0 ? -errno : 0;
+	return unlinkat(pfd, base, 0) < 0 ? -errno : 0;
+}
+
+/* ------------------------------------------------------------ paths */
+
+/* As /proc/self/fd gives a path: absolute, no "." or ".." names. */
+static bool plain_path(const char *path)
+{
+	const char *p = path, *q;
+
+	if (path[0] != '/')
+		return false;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		q = strchrnul(p, '/');
+		if ((q - p == 1 && p[0] == '.') || (q - p == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		p = q;
+	}
+	return true;
+}
+
+/* Without openat2 (Linux < 5.6): one name at a time, none a symlink. */
+static int walk_dirs(const char *dir)
+{
+	char buf[PATH_MAX], *name, *save = NULL;
+	int fd, next;
+
+	if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (name = strtok_r(buf, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
+		next = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (next < 0)
+			return -errno;
+		fd = next;
+	}
+	return fd;
+}
+
+static int open_dir_nofollow(const char *dir)
+{
+#ifdef SYS_openat2
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_NO_SYMLINKS };
+	long fd = syscall(SYS_openat2, AT_FDCWD, dir, &how, sizeof(how));
+
+	if (fd >= 0)
+		return (int)fd;
+	if (errno != ENOSYS)
+		return -errno;
+#endif
+	return walk_dirs(dir);
+}
+
+/* Everything is then done relative to the directory fd: the owner of a
+ * directory on the path can no longer swap it for a symlink (to /etc)
+ * between a check and the rename, unlink or link that follows. */
+int vsep_open_parent(const char *path, const char **base)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+	size_t len;
+
+	if (!path || !plain_path(path))
+		return -EINVAL;
+	slash = strrchr(path, '/');
+	if (!slash[1])
+		return -EINVAL;
+	len = slash == path ? 1 : (size_t)(slash - path);
+	if (len >= sizeof(dir))
+		return -ENAMETOOLONG;
+	memcpy(dir, path, len);
+	dir[len] = '\0';
+	*base = slash + 1;
+	return open_dir_nofollow(dir);
+}
+
+int vsep_unlink_if_same(const char *path, dev_t dev, ino_t ino)
+{
+	const char *base;
+	int pfd = vsep_open_parent(path, &base), r;
+
+	if (pfd < 0)
+		return pfd;
+	r = unlink_same_at(pfd, base, dev, ino);
+	close(pfd);
+	return r;
 }
 
 /* ------------------------------------------------------------ records */
@@ -302,7 +396,9 @@ static int rec_attrs(struct json_object *rec, struct attrs *a)
 	    !rec_int(rec, "mtime", &sec) || !rec_int(rec, "mtime_nsec", &nsec))
 		return -EBADMSG;
 	m = strtol(mode, &end, 8);
-	if (*end || m < 0 || m > 07777 || uid < 0 || gid < 0 || nsec < 0 || nsec > 999999999)
+	/* (uid_t)-1 would mean "leave it" to chown. */
+	if (*end || m < 0 || m > 07777 || uid < 0 || uid >= UINT32_MAX || gid < 0 ||
+	    gid >= UINT32_MAX || nsec < 0 || nsec > 999999999)
 		return -EBADMSG;
 	a->uid = (uid_t)uid;
 	a->gid = (gid_t)gid;
@@ -324,36 +420,69 @@ static void lock_down(int dirfd, const char *name)
 		EPSEC_WARN("%s/%s: cannot make it 0400: %s", Q.dir, name, strerror(errno));
 }
 
-/* Same filesystem. The path could have been renamed over between the
+/* The file being moved in: its directory (opened without symlinks) and
+ * name there, and what the scan saw. */
+struct src {
+	int pfd;
+	const char *base, *path;
+	dev_t dev;
+	ino_t ino;
+};
+
+/* Something else was renamed in and cannot go back (a new file took its
+ * name): it stays, recorded as what it is, for an admin to restore. */
+static int keep_misplaced(int qfd, const struct src *s, const char *id, int err)
+{
+	char data[NAME_MAX_Q], rec[NAME_MAX_Q];
+	struct json_object *o;
+	struct stat st;
+
+	name_of(data, id, "data");
+	name_of(rec, id, "json");
+	EPSEC_ERR("%s was renamed over while it was quarantined, and the file moved in by "
+		  "mistake cannot be put back (%s): it is kept as quarantine ID %s, see "
+		  "epsecctl quarantine restore", s->path, strerror(err), id);
+	if (fstatat(qfd, data, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		o = record_new(id, s->path, &st, NULL, "(not scanned: moved in by mistake)");
+		unlinkat(qfd, rec, 0);
+		if (write_record(qfd, rec, o) < 0)
+			EPSEC_ERR("%s/%s: cannot rewrite the record", Q.dir, rec);
+		json_object_put(o);
+	}
+	lock_down(qfd, data);
+	return -EUCLEAN;
+}
+
+/* Same filesystem. The name could have been renamed over between the
  * check and the rename: what arrived must be the scanned file, else it
- * goes back where it was. */
-static int move_by_rename(int dirfd, const char *path, dev_t dev, ino_t ino, const char *data)
+ * goes back where it was, never over a file created there meanwhile. */
+static int move_by_rename(int qfd, const struct src *s, const char *id, const char *data)
 {
 	struct stat st;
 
-	if (renameat(AT_FDCWD, path, dirfd, data) < 0)
+	if (renameat(s->pfd, s->base, qfd, data) < 0)
 		return -errno;
-	if (fstatat(dirfd, data, &st, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&st, dev, ino))
+	if (fstatat(qfd, data, &st, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&st, s->dev, s->ino))
 		return 0;
-	if (renameat(dirfd, data, AT_FDCWD, path) < 0)
-		return 0; /* cannot give it back: keeping it quarantined is safer */
+	if (renameat2(qfd, data, s->pfd, s->base, RENAME_NOREPLACE) < 0)
+		return keep_misplaced(qfd, s, id, errno);
 	return -ESTALE;
 }
 
-/* Another filesystem: copy what the path still names (checked on the open
+/* Another filesystem: copy what the name still holds (checked on the open
  * fd), make the copy durable, and only then unlink the original. */
-static int move_by_copy(int dirfd, const char *path, dev_t dev, ino_t ino, const char *data)
+static int move_by_copy(int qfd, const struct src *s, const char *data)
 {
 	struct stat st;
 	int in, out, r;
 
-	in = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	in = openat(s->pfd, s->base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
 	r = fstat(in, &st) < 0 ? -errno : 0;
-	if (r == 0 && !same_file(&st, dev, ino))
+	if (r == 0 && !same_file(&st, s->dev, s->ino))
 		r = -ESTALE;
-	out = r == 0 ? openat(dirfd, data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	out = r == 0 ? openat(qfd, data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			      0400) : -1;
 	if (r == 0 && out < 0)
 		r = -errno;
@@ -364,46 +493,62 @@ static int move_by_copy(int dirfd, const char *path, dev_t dev, ino_t ino, const
 	if (out >= 0 && close(out) < 0 && r == 0)
 		r = -errno;
 	if (r == 0)
-		r = unlink_if_same(path, dev, ino);
+		r = unlink_same_at(s->pfd, s->base, s->dev, s->ino);
 	if (r < 0 && out >= 0)
-		unlinkat(dirfd, data, 0);
+		unlinkat(qfd, data, 0);
 	close(in);
 	return r;
 }
 
-static int quarantine_at(int dirfd, const char *path, dev_t dev, ino_t ino, const char *engine,
-			 const char *signature, char id[VSEP_QUARANTINE_ID_LEN])
+static int quarantine_src(int qfd, const struct src *s, const char *engine,
+			  const char *signature, char id[VSEP_QUARANTINE_ID_LEN])
 {
 	char data[NAME_MAX_Q], rec[NAME_MAX_Q];
 	struct json_object *o;
 	struct stat st;
 	int r;
 
-	if (lstat(path, &st) < 0)
+	if (fstatat(s->pfd, s->base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (!same_file(&st, dev, ino))
+	if (!same_file(&st, s->dev, s->ino))
 		return -ESTALE;
 	new_id(id);
 	name_of(data, id, "data");
 	name_of(rec, id, "json");
-	o = record_new(id, path, &st, engine, signature);
-	r = write_record(dirfd, rec, o);
+	o = record_new(id, s->path, &st, engine, signature);
+	r = write_record(qfd, rec, o);
 	json_object_put(o);
 	if (r < 0)
 		return r;
-	r = move_by_rename(dirfd, path, dev, ino, data);
+	r = move_by_rename(qfd, s, id, data);
 	if (r == -EXDEV)
-		r = move_by_copy(dirfd, path, dev, ino, data);
+		r = move_by_copy(qfd, s, data);
+	if (r == -EUCLEAN)
+		return -ESTALE; /* kept, recorded and logged by keep_misplaced */
 	if (r < 0) {
-		unlinkat(dirfd, rec, 0);
+		unlinkat(qfd, rec, 0);
 		return r;
 	}
-	lock_down(dirfd, data);
-	fsync(dirfd);
+	lock_down(qfd, data);
+	fsync(qfd);
 	if (st.st_nlink > 1)
 		EPSEC_WARN("%s had %lu other hard link(s): they still name the quarantined content",
-			   path, (unsigned long)st.st_nlink - 1);
+			   s->path, (unsigned long)st.st_nlink - 1);
 	return 0;
+}
+
+static int quarantine_at(int qfd, const char *path, dev_t dev, ino_t ino, const char *engine,
+			 const char *signature, char id[VSEP_QUARANTINE_ID_LEN])
+{
+	struct src s = { .path = path, .dev = dev, .ino = ino };
+	int r;
+
+	s.pfd = vsep_open_parent(path, &s.base);
+	if (s.pfd < 0)
+		return s.pfd;
+	r = quarantine_src(qfd, &s, engine, signature, id);
+	close(s.pfd);
+	return r;
 }
 
 int vsep_quarantine_file(const char *path, dev_t dev, ino_t ino, const char *engine,
@@ -423,63 +568,129 @@ int vsep_quarantine_file(const char *path, dev_t dev, ino_t ino, const char *eng
 
 /* ------------------------------------------------------------ moving out */
 
-static int set_attrs_at(int dirfd, const char *name, const struct attrs *a)
+/* On the quarantined inode itself, before it is linked back. */
+static int set_attrs_fd(int fd, const struct attrs *a)
 {
 	const struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, a->mtime };
 
 	/* chown first: it clears set-id bits the mode may restore. */
-	if (fchownat(dirfd, name, a->uid, a->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    fchmodat(dirfd, name, a->mode, 0) < 0 ||
-	    utimensat(dirfd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fchown(fd, a->uid, a->gid) < 0 || fchmod(fd, a->mode) < 0 || futimens(fd, times) < 0)
 		return -errno;
 	return 0;
 }
 
+/* The filesystem calls that follow act as the file's owner, so the kernel
+ * lets a restore create only what the owner could have created there.
+ * setfsuid is per thread (glibc does not broadcast it): other workers keep
+ * running as root meanwhile. */
+static void act_as_agent(void)
+{
+	setfsuid(geteuid());
+	setfsgid(getegid());
+}
+
+static int act_as(uid_t uid, gid_t gid)
+{
+	setfsgid(gid);
+	setfsuid(uid);
+	if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid) {
+		act_as_agent();
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* A name beside the target that nobody else is using. */
+static int open_tmp(int pfd, const char *base, char tmp[NAME_MAX + 1])
+{
+	char id[VSEP_QUARANTINE_ID_LEN];
+	int i, fd;
+
+	for (i = 0; i < 8; i++) {
+		new_id(id);
+		if (snprintf(tmp, NAME_MAX + 1, "%s.epsec-restore-%s", base, id + 8) > NAME_MAX)
+			return -ENAMETOOLONG;
+		fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd < 0 ? -errno : fd;
+	}
+	return -EEXIST;
+}
+
 /* Another filesystem: a hidden copy beside the target, then link(), which
  * (unlike rename) never replaces a file that appeared meanwhile. */
-static int restore_by_copy(int dirfd, const char *data, const char *path, const struct attrs *a)
+static int restore_by_copy(int in, int pfd, const char *base, const struct attrs *a)
 {
 	const struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, a->mtime };
-	char tmp[PATH_MAX];
-	int in, out, r;
+	char tmp[NAME_MAX + 1];
+	int out, r;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.epsec-restore-XXXXXX", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	in = openat(dirfd, data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (in < 0)
-		return -errno;
-	out = mkostemp(tmp, O_CLOEXEC);
-	r = out < 0 ? -errno : copy_fd(in, out);
-	close(in);
+	out = open_tmp(pfd, base, tmp);
 	if (out < 0)
-		return r;
+		return out;
+	r = copy_fd(in, out);
 	if (r == 0 && (fchown(out, a->uid, a->gid) < 0 || fchmod(out, a->mode) < 0 ||
 		       futimens(out, times) < 0 || fsync(out) < 0))
 		r = -errno;
 	if (close(out) < 0 && r == 0)
 		r = -errno;
-	if (r == 0 && link(tmp, path) < 0)
+	if (r == 0 && linkat(pfd, tmp, pfd, base, 0) < 0)
 		r = -errno;
-	unlink(tmp);
+	unlinkat(pfd, tmp, 0);
 	return r;
 }
 
-static int put_back(int dirfd, const char *data, const char *path, const struct attrs *a)
+/* Same filesystem: a new name for the quarantined inode. Through
+ * /proc/self/fd, since the owner may not look into the quarantine; no
+ * /proc (or another mount) means a copy. */
+static int restore_by_link(int in, int pfd, const char *base)
 {
-	struct stat st;
-	int r;
+	char proc[64];
 
-	if (lstat(path, &st) == 0)
-		return -EEXIST;
-	if (errno != ENOENT)
-		return -errno;
-	r = set_attrs_at(dirfd, data, a);
-	if (r == 0 && linkat(dirfd, data, AT_FDCWD, path, 0) < 0)
-		r = -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in);
+	if (linkat(AT_FDCWD, proc, pfd, base, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	return errno == ENOENT ? -EXDEV : -errno;
+}
+
+/* As the owner: the directory, resolved without symlinks, must be one the
+ * owner can reach and write, and the name free. */
+static int create_as_owner(int in, const char *path, const struct attrs *a)
+{
+	const char *base;
+	struct stat st;
+	int pfd, r;
+
+	pfd = vsep_open_parent(path, &base);
+	if (pfd < 0)
+		return pfd;
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		r = -EEXIST;
+	else
+		r = errno == ENOENT ? restore_by_link(in, pfd, base) : -errno;
 	if (r == -EXDEV)
-		r = restore_by_copy(dirfd, data, path, a);
+		r = restore_by_copy(in, pfd, base, a);
+	close(pfd);
+	return r;
+}
+
+static int put_back(int qfd, const char *data, const char *path, const struct attrs *a)
+{
+	int in, r;
+
+	in = openat(qfd, data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	r = set_attrs_fd(in, a);
+	if (r == 0)
+		r = act_as(a->uid, a->gid);
+	if (r == 0) {
+		r = create_as_owner(in, path, a);
+		act_as_agent();
+	}
 	if (r < 0)
-		lock_down(dirfd, data);
+		lock_down(qfd, data);
+	close(in);
 	return r;
 }
 
@@ -488,28 +699,29 @@ static int restore_at(int dirfd, const char *id, char **out)
 	char data[NAME_MAX_Q], rec[NAME_MAX_Q];
 	struct json_object *o;
 	struct attrs a;
-	const char *path;
+	char *path;
 	int r = 0;
 
 	o = read_record(dirfd, id, &r);
 	if (!o)
 		return r;
-	path = rec_str(o, "path");
+	/* Copied first: nothing can fail once the file is back. */
+	path = strdup(rec_str(o, "path"));
+	r = !path ? -ENOMEM : plain_path(path) ? rec_attrs(o, &a) : -EBADMSG;
+	json_object_put(o);
 	name_of(data, id, "data");
 	name_of(rec, id, "json");
-	r = path[0] == '/' ? rec_attrs(o, &a) : -EBADMSG;
 	if (r == 0)
 		r = put_back(dirfd, data, path, &a);
-	if (r == 0) {
-		unlinkat(dirfd, data, 0);
-		unlinkat(dirfd, rec, 0);
-		fsync(dirfd);
-		*out = strdup(path);
-		if (!*out)
-			r = -ENOMEM;
+	if (r < 0) {
+		free(path);
+		return r;
 	}
-	json_object_put(o);
-	return r;
+	unlinkat(dirfd, data, 0);
+	unlinkat(dirfd, rec, 0);
+	fsync(dirfd);
+	*out = path;
+	return 0;
 }
 
 int vsep_quarantine_restore(const char *id, char **path)
@@ -662,17 +874,27 @@ static struct json_object *reply(bool ok, const char *error)
 	return o;
 }
 
-static const char *why(int err)
+#define NO_DIR "no quarantine: quarantine_dir is unset or not an absolute path in vsep.conf"
+
+static const char *why(int err, const char *id)
 {
 	switch (err) {
 	case -EINVAL:
-		return "bad quarantine ID (16 hex digits expected)";
+		if (!id || !valid_id(id))
+			return "bad quarantine ID (16 hex digits expected)";
+		return Q.dir ? strerror(EINVAL) : NO_DIR;
 	case -ENOENT:
 		return "no such quarantine ID";
 	case -EEXIST:
 		return "a file exists at the original path: not overwritten";
 	case -EBADMSG:
 		return "the quarantine record is damaged";
+	case -EACCES:
+		return "the file's owner may not create it in that directory: not restored";
+	case -ELOOP:
+	case -ENOTDIR:
+		return "a directory on the original path is now a symlink or not a directory: "
+		       "not restored";
 	default:
 		return strerror(-err);
 	}
@@ -685,7 +907,7 @@ static struct json_object *cmd_list(void)
 
 	items = vsep_quarantine_list(&err);
 	if (!items)
-		return reply(false, strerror(-err));
+		return reply(false, Q.dir ? strerror(-err) : NO_DIR);
 	o = reply(true, NULL);
 	add_str(o, "dir", Q.dir);
 	json_object_object_add(o, "items", items);
@@ -709,7 +931,7 @@ static struct json_object *cmd_restore(struct json_object *req)
 	int r = vsep_quarantine_restore(id, &path);
 
 	if (r < 0)
-		return reply(false, why(r));
+		return reply(false, why(r, id));
 	EPSEC_NOTICE("restored %s from the quarantine to %s", id, path);
 	o = reply(true, NULL);
 	add_str(o, "id", id);
@@ -725,7 +947,7 @@ static struct json_object *cmd_delete(struct json_object *req)
 	int r = vsep_quarantine_delete(id);
 
 	if (r < 0)
-		return reply(false, why(r));
+		return reply(false, why(r, id));
 	EPSEC_NOTICE("deleted %s from the quarantine", id);
 	o = reply(true, NULL);
 	add_str(o, "id", id);

@@ -22,9 +22,22 @@ void vsep_quarantine_init(const char *dir);
 int vsep_quarantine_file(const char *path, dev_t dev, ino_t ino, const char *engine,
 			 const char *signature, char id[VSEP_QUARANTINE_ID_LEN]);
 
+/* The directory holding absolute `path`, opened (O_PATH) without following
+ * a symlink anywhere on the way (openat2 RESOLVE_NO_SYMLINKS, else one name
+ * at a time): an fd and *base pointing at the last name in path, or -ELOOP
+ * or -ENOTDIR (a directory there is a symlink now), -EINVAL (not absolute,
+ * "." or ".." in it, or no last name), -errno. */
+int vsep_open_parent(const char *path, const char **base);
+/* Unlink `path` if it still names (dev, ino), its directory opened as by
+ * vsep_open_parent: 0, -ESTALE (another file there now) or -errno. */
+int vsep_unlink_if_same(const char *path, dev_t dev, ino_t ino);
+
 /* Put ID back at its original path with its owner, mode and mtime;
- * refuses (-EEXIST) to replace a file there. 0 and the path (malloc'd)
- * in *path, or -errno (-ENOENT: no such ID). Thread-safe. */
+ * refuses (-EEXIST) to replace a file there. The file is created as its
+ * owner (setfsuid) in its directory resolved without symlinks: -EACCES when
+ * the owner could not create it there, -ELOOP/-ENOTDIR when a directory on
+ * the path is a symlink now. 0 and the path (malloc'd) in *path, or -errno
+ * (-ENOENT: no such ID). Thread-safe. */
 int vsep_quarantine_restore(const char *id, char **path);
 /* Remove ID and its record for good. 0 or -errno. Thread-safe. */
 int vsep_quarantine_delete(const char *id);

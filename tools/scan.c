@@ -41,6 +41,7 @@ enum job_result { RES_OK, RES_FOUND, RES_ERROR };
 /* One file; its req_id is its index + 1. */
 struct job {
 	char *path;
+	char *open_path; /* the symlink argument's target, resolved; else NULL */
 	int fd;
 	enum job_state state;
 	enum job_result result;
@@ -143,6 +144,29 @@ static void absolute(const char *arg, char *buf, size_t len)
 
 static void walk(const char *path, bool follow);
 
+/* errno saved before add_job can change it. */
+static void fail_errno(const char *path)
+{
+	int err = errno;
+
+	job_fail(add_job(path), strerror(err));
+}
+
+/* Too long to open, but named as it is. */
+static void fail_too_long(const char *dir, const char *name)
+{
+	size_t len = strlen(dir) + strlen(name) + 2;
+	char *child = malloc(len);
+
+	if (!child) {
+		fprintf(stderr, "epsecctl: scan: out of memory\n");
+		exit(EX_ERROR);
+	}
+	snprintf(child, len, "%s/%s", strcmp(dir, "/") ? dir : "", name);
+	job_fail(add_job(child), "path too long");
+	free(child);
+}
+
 /* Sorted, so the output is the same on every run. */
 static void walk_dir(const char *dir)
 {
@@ -151,7 +175,7 @@ static void walk_dir(const char *dir)
 	int i, n = scandir(dir, &names, NULL, alphasort);
 
 	if (n < 0) {
-		job_fail(add_job(dir), strerror(errno));
+		fail_errno(dir);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -160,7 +184,7 @@ static void walk_dir(const char *dir)
 		if (strcmp(name, ".") && strcmp(name, "..")) {
 			if (snprintf(child, sizeof(child), "%s/%s", strcmp(dir, "/") ? dir : "",
 				     name) >= (int)sizeof(child))
-				job_fail(add_job(dir), "path too long");
+				fail_too_long(dir, name);
 			else
 				walk(child, false);
 		}
@@ -169,20 +193,46 @@ static void walk_dir(const char *dir)
 	free(names);
 }
 
+/* A symlink given as an argument: followed, but decided on what it leads
+ * to, so that a device or FIFO behind it is never opened; the file is then
+ * opened by its resolved path without following anything at the end. */
+static void walk_link(const char *path)
+{
+	char *real = realpath(path, NULL);
+	struct stat st;
+
+	if (!real || lstat(real, &st) < 0) {
+		fail_errno(path);
+	} else if (S_ISDIR(st.st_mode)) {
+		walk_dir(path);
+	} else if (S_ISREG(st.st_mode)) {
+		add_job(path)->open_path = real;
+		real = NULL;
+	} else {
+		job_fail(add_job(path), "not a regular file");
+	}
+	free(real);
+}
+
 /* Arguments are followed when symlinks; inside directories symlinks and
- * special files are skipped, as clamdscan does. */
+ * special files are skipped, as clamdscan does. Nothing but a regular file
+ * is ever opened: opening a device can have side effects. */
 static void walk(const char *path, bool follow)
 {
 	struct stat st;
 
-	if ((follow ? stat(path, &st) : lstat(path, &st)) < 0) {
-		job_fail(add_job(path), strerror(errno));
+	if (lstat(path, &st) < 0) {
+		fail_errno(path);
 		return;
 	}
-	if (S_ISDIR(st.st_mode))
+	if (S_ISLNK(st.st_mode) && follow)
+		walk_link(path);
+	else if (S_ISDIR(st.st_mode))
 		walk_dir(path);
-	else if (S_ISREG(st.st_mode) || follow)
+	else if (S_ISREG(st.st_mode))
 		add_job(path);
+	else if (follow)
+		job_fail(add_job(path), "not a regular file");
 }
 
 /* ------------------------------------------------------------ output */
@@ -301,13 +351,16 @@ static int send_event(const struct job *j, const struct stat *st)
 	return send_env(&env);
 }
 
-/* O_NONBLOCK: a FIFO among the arguments must not hang the scan. */
+/* walk() saw a regular file, but it may have been replaced since:
+ * O_NOFOLLOW and O_NONBLOCK so that a symlink or a FIFO put there is not
+ * followed or waited for, and the fd checked again. */
 static void start_job(struct job *j)
 {
+	const char *path = j->open_path ? j->open_path : j->path;
 	struct stat st;
 	int r;
 
-	j->fd = open(j->path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	j->fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 	if (j->fd < 0 || fstat(j->fd, &st) < 0) {
 		job_fail(j, strerror(errno));
 		return;
@@ -673,6 +726,7 @@ int epsecctl_scan(const struct epsecctl_env *env, int argc, char **argv)
 		print_summary(epsec_now_ms() - start);
 	for (size_t k = 0; k < S.n; k++) {
 		free(S.jobs[k].path);
+		free(S.jobs[k].open_path);
 		free(S.jobs[k].text);
 	}
 	free(S.jobs);

@@ -3,7 +3,8 @@
 # tmpfs in a private mount namespace: exec refused (file left), delete
 # after a write, and quarantine after a write with its round trip through
 # `epsecctl quarantine list|restore|delete` (owner, mode and content kept;
-# never over an existing file). Two tmpfs: the quarantine lives on the
+# never over an existing file, only where the file's owner could create it,
+# never through a directory swapped for a symlink). Two tmpfs: the quarantine lives on the
 # first, so a file from the second (mounted inside the first, so cleanup's
 # lazy umount takes both) is copied in rather than renamed.
 set -u
@@ -14,7 +15,7 @@ setup_tmpfs
 P=$T/fs/protected      # inode marks
 P2=$T/fs/other         # a mount of its own: mount mark, another filesystem
 Q=$T/fs/quarantine
-mkdir -p "$P/sub" "$P2"
+mkdir -p "$P/sub" "$P/swap" "$P2"
 mount -t tmpfs -o size=64m epsec-test2 "$P2" || skip "cannot mount a second tmpfs"
 write_configs "unix://$T/run/mux.sock" "unix://$T/run/sva.sock" "$P"
 sed -i "s|^protect = .*|protect = [ \"$P\", \"$P2\" ];|" "$T/run/vsep.conf"
@@ -82,8 +83,16 @@ check "the record keeps owner, mode, size and engine" record_ok
 check "content kept as $id1.data, mode 0400" test "$(stat -c %a "$Q/$id1.data")" = 400
 check "content unchanged in the quarantine" test "$(sum <"$Q/$id1.data")" = "$want_sum"
 
+# The owner (1234) may not write $P/sub (root's, 0755): refused, until it may.
+out=$(ctl quarantine restore "$id1" 2>&1); rc=$?
+check "restore where the owner may not create the file is refused, exit 1 ($out)" \
+	test "$rc" -eq 1
+check "  and says why" grep -q "owner may not create" <<<"$out"
+check "  and creates nothing" test ! -e "$P/sub/q1.com"
+chmod 755 "$T"
+chown 1234 "$P/sub"
 out=$(ctl quarantine restore "$id1"); rc=$?
-check "restore exits 0 ($out)" test "$rc" -eq 0
+check "restore exits 0 once the owner may write there ($out)" test "$rc" -eq 0
 check "restore names the original path" grep -q "$P/sub/q1.com" <<<"$out"
 check "restored file is back" test -e "$P/sub/q1.com"
 check "restored with owner 1234:5678 and mode 0604" \
@@ -104,6 +113,22 @@ check "the existing file is untouched" \
 	test "$(cat "$P2/q2.com")" = "a new file, not to be replaced"
 rm -f "$P2/q2.com"
 check "restore across filesystems once the path is free" ctl quarantine restore "$id2"
+
+# (4b) A directory on the path swapped for a symlink (to /etc, say) before
+# the restore: refused, nothing created where the symlink leads.
+eicar >"$P/swap/q4.com"
+check "infected file in swap/ is moved out" wait_until 3 test ! -e "$P/swap/q4.com"
+id4=$(ctl quarantine list --json | jq -r --arg p "$P/swap/q4.com" '.[] | select(.path == $p) | .id')
+mkdir "$T/elsewhere"
+mv "$P/swap" "$P/swap.old"
+ln -s "$T/elsewhere" "$P/swap"
+out=$(ctl quarantine restore "$id4" 2>&1); rc=$?
+check "restore through a symlinked directory is refused, exit 1 ($out)" test "$rc" -eq 1
+check "  and creates nothing where the symlink leads" \
+	test -z "$(ls -A "$T/elsewhere")"
+check "  and it stays quarantined" test -e "$Q/$id4.data"
+check "delete it" ctl quarantine delete "$id4"
+rm "$P/swap"
 
 # (5) delete.
 eicar >"$P/sub/q3.com"

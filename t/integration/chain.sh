@@ -54,11 +54,12 @@ sleep 0.3
 check "EICAR inside a larger file is not the EICAR test file" test -e "$P/embedded.bin"
 
 # Once running, the agent holds only the capabilities it uses: CHOWN 0,
-# DAC_OVERRIDE 1, DAC_READ_SEARCH 2, FOWNER 3, SYS_PTRACE 19, SYS_ADMIN 21.
-check "vsep keeps only the capabilities it needs (CapEff 28000f)" \
-	grep -q "^CapEff:[[:space:]]*000000000028000f$" "/proc/$PID_vsep/status"
+# DAC_OVERRIDE 1, DAC_READ_SEARCH 2, FOWNER 3, SETGID 6, SETUID 7 (restore as
+# the file's owner), SYS_PTRACE 19, SYS_ADMIN 21.
+check "vsep keeps only the capabilities it needs (CapEff 2800cf)" \
+	grep -q "^CapEff:[[:space:]]*00000000002800cf$" "/proc/$PID_vsep/status"
 check "vsep's bounding set is the same" \
-	grep -q "^CapBnd:[[:space:]]*000000000028000f$" "/proc/$PID_vsep/status"
+	grep -q "^CapBnd:[[:space:]]*00000000002800cf$" "/proc/$PID_vsep/status"
 
 counters() { status_json | jq -r ".vsep.counters.$1"; }
 check "agent counted events" test "$(counters events)" -gt 0
