@@ -2,6 +2,7 @@
  * contract's: mux link, what is marked and how, the counters, in flight. */
 #include "config.h"
 #include "control.h"
+#include "workers.h"
 
 #include <string.h>
 #include <json-c/json.h>
@@ -113,6 +114,7 @@ static struct json_object *status(void)
 	json_object_object_add(o, "protect", protect_list());
 	json_object_object_add(o, "counters", counters());
 	add_num(o, "in_flight", vsep_held_count());
+	add_num(o, "inline_bytes", vsep_workers_inline_bytes());
 	return o;
 }
 

@@ -5,6 +5,7 @@
  * reconnect. */
 #include "config.h"
 #include "mux.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -213,6 +214,8 @@ static void on_verdict(const Epsec__Verdict *v)
 			   (unsigned long long)v->req_id);
 		return;
 	}
+	if (v->has_bytes_read)
+		vsep_workers_read_hint(v->bytes_read);
 	if (vsep_held_resolve(v->req_id, &o) == -ENOENT)
 		EPSEC_DBG("verdict for req %llu, which is no longer held",
 			  (unsigned long long)v->req_id);

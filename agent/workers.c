@@ -354,10 +354,54 @@ static void read_inline(struct vsep_req *r, int fd, size_t want)
 }
 
 /* Takes exe (NULL: unknown). */
+/* inline_bytes is the most an EVENT carries; sending more than the engines
+ * read only costs copies (eicar reads at most 128 bytes, clamav whole
+ * files). So EVENTs carry what the engines read in the last two windows of
+ * HINT_WINDOW verdicts, rounded up, at least HINT_MIN; a scan that needs
+ * more reads it with READ/DATA. Races between workers only blur the
+ * windows. */
+#define HINT_WINDOW 1024u
+#define HINT_MIN 256u
+
+static struct {
+	atomic_bool seen;
+	_Atomic uint64_t cur, prev;
+	atomic_uint n;
+} H;
+
+void vsep_workers_read_hint(uint64_t bytes)
+{
+	uint64_t cur = atomic_load(&H.cur);
+
+	while (bytes > cur && !atomic_compare_exchange_weak(&H.cur, &cur, bytes))
+		;
+	atomic_store(&H.seen, true);
+	if (atomic_fetch_add(&H.n, 1) + 1 >= HINT_WINDOW) {
+		atomic_store(&H.prev, atomic_exchange(&H.cur, 0));
+		atomic_store(&H.n, 0);
+	}
+}
+
+static size_t inline_want(void)
+{
+	uint64_t cur = atomic_load(&H.cur), prev = atomic_load(&H.prev);
+	uint64_t want = cur > prev ? cur : prev;
+
+	if (!atomic_load(&H.seen))
+		return (size_t)W.s->inline_bytes;
+	want = want < HINT_MIN ? HINT_MIN : (want + 4095) & ~(uint64_t)4095;
+	return want < (uint64_t)W.s->inline_bytes ? (size_t)want : (size_t)W.s->inline_bytes;
+}
+
+size_t vsep_workers_inline_bytes(void)
+{
+	return W.s ? inline_want() : 0;
+}
+
 static struct vsep_req *build_req(const struct vsep_event *ev, const struct stat *st,
 				  const char *path, char *exe)
 {
-	size_t want = (size_t)W.s->inline_bytes;
+	size_t want = inline_want();
 	struct vsep_req *r;
 
 	if ((uint64_t)st->st_size < want)

@@ -154,7 +154,7 @@ static ssize_t event_pread(struct epsec_file *f, void *buf, size_t len, uint64_t
 {
 	struct epsec_event *ev = f->ctx;
 	size_t done = 0;
-	ssize_t n;
+	ssize_t n = 0;
 
 	if (!buf && len)
 		return -EINVAL;
@@ -167,10 +167,12 @@ static ssize_t event_pread(struct epsec_file *f, void *buf, size_t len, uint64_t
 	while (done < len) {
 		n = read_some(ev, (uint8_t *)buf + done, len - done, off + done);
 		if (n <= 0)
-			return done ? (ssize_t)done : n;
+			break;
 		done += (size_t)n;
 	}
-	return (ssize_t)done;
+	if (off + done > ev->read_end)
+		ev->read_end = off + done;
+	return done ? (ssize_t)done : n;
 }
 
 /* ---------------------------------------------------------------- events */
@@ -255,6 +257,7 @@ static int verdict_op(struct epsec_event *ev, enum epsec_action action, const ch
 	op->action = action;
 	op->cacheable = cacheable;
 	op->generation = ev->generation;
+	op->bytes_read = ev->read_end;
 	op->engine = engine ? strdup(engine) : NULL;
 	op->signature = signature ? strdup(signature) : NULL;
 	if ((engine && !op->engine) || (signature && !op->signature)) {

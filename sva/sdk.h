@@ -44,6 +44,7 @@ struct epsec_out_op {
 	char *signature;
 	bool cacheable;
 	uint64_t generation;
+	uint64_t bytes_read;
 };
 
 struct epsec_event {
@@ -59,6 +60,7 @@ struct epsec_event {
 	 * verdict reports, so a scan that straddles a reload never claims
 	 * signatures newer than the ones it may have used. */
 	uint64_t generation;
+	uint64_t read_end; /* the furthest byte the engines read (one thread) */
 	pthread_cond_t cond;
 };
 

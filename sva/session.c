@@ -222,6 +222,8 @@ static int send_verdict(struct epsec_session *s, const struct epsec_out_op *op)
 	v.cacheable = op->cacheable;
 	v.has_generation = 1;
 	v.generation = op->generation;
+	v.has_bytes_read = 1;
+	v.bytes_read = op->bytes_read;
 	m.body_case = EPSEC__ENVELOPE__BODY_VERDICT;
 	m.verdict = &v;
 	return epsec_conn_send(s->conn, &m);
