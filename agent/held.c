@@ -260,8 +260,8 @@ static void remember(const struct held *h, const struct vsep_outcome *o, int ans
 		vsep_cache_ignore(h->ev.fd, &h->st, o->generation);
 }
 
-/* h is out of the table: we own it. */
-static void finish(struct held *h, const struct vsep_outcome *o)
+/* h is out of the table: we own it. The answer comes before the log. */
+static void finish_now(struct held *h, const struct vsep_outcome *o)
 {
 	bool allow = o->action == VSEP_ACT_ALLOW;
 	int r;
@@ -274,6 +274,116 @@ static void finish(struct held *h, const struct vsep_outcome *o)
 	log_verdict(h, o, allow);
 	free(h->path);
 	free(h);
+}
+
+/* ------------------------------------------------------------ actions */
+
+/* Delete and quarantine touch the filesystem (a quarantine across
+ * filesystems copies the whole file): they run on their own thread, so the
+ * loop that carries verdicts and enforces scan_timeout_ms never waits on
+ * them. Nobody waits on a written file's event meanwhile. */
+struct deferred {
+	struct deferred *next;
+	struct held *h;
+	struct vsep_outcome o;
+	char *engine, *signature; /* the outcome's, which the verdict owned */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct deferred *head, *tail;
+	pthread_t thread;
+	bool started, stopping;
+} A = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void run_deferred(struct deferred *d)
+{
+	finish_now(d->h, &d->o);
+	free(d->engine);
+	free(d->signature);
+	free(d);
+}
+
+static void *actions_main(void *arg)
+{
+	struct deferred *d;
+
+	(void)arg;
+	pthread_mutex_lock(&A.lock);
+	for (;;) {
+		while (!A.head && !A.stopping)
+			pthread_cond_wait(&A.cond, &A.lock);
+		d = A.head;
+		if (!d)
+			break;
+		A.head = d->next;
+		if (!A.head)
+			A.tail = NULL;
+		pthread_mutex_unlock(&A.lock);
+		run_deferred(d);
+		pthread_mutex_lock(&A.lock);
+	}
+	pthread_mutex_unlock(&A.lock);
+	return NULL;
+}
+
+int vsep_held_actions_start(void)
+{
+	int r = pthread_create(&A.thread, NULL, actions_main, NULL);
+
+	A.started = r == 0;
+	return -r;
+}
+
+void vsep_held_actions_stop(void)
+{
+	if (!A.started)
+		return;
+	pthread_mutex_lock(&A.lock);
+	A.stopping = true;
+	pthread_cond_signal(&A.cond);
+	pthread_mutex_unlock(&A.lock);
+	pthread_join(A.thread, NULL); /* it runs what is queued first */
+	A.started = false;
+}
+
+static bool defer(struct held *h, const struct vsep_outcome *o)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+
+	if (!d || (o->engine && !(d->engine = strdup(o->engine))) ||
+	    (o->signature && !(d->signature = strdup(o->signature)))) {
+		if (d) {
+			free(d->engine);
+			free(d);
+		}
+		return false;
+	}
+	d->h = h;
+	d->o = *o;
+	d->o.engine = d->engine;
+	d->o.signature = d->signature;
+	pthread_mutex_lock(&A.lock);
+	if (A.tail)
+		A.tail->next = d;
+	else
+		A.head = d;
+	A.tail = d;
+	pthread_cond_signal(&A.cond);
+	pthread_mutex_unlock(&A.lock);
+	return true;
+}
+
+/* h is out of the table: we own it. */
+static void finish(struct held *h, const struct vsep_outcome *o)
+{
+	bool acts = !vsep_event_is_perm(&h->ev) && o->why == VSEP_WHY_VERDICT &&
+		    (o->action == VSEP_ACT_DELETE || o->action == VSEP_ACT_QUARANTINE);
+
+	if (acts && A.started && !A.stopping && defer(h, o))
+		return;
+	finish_now(h, o);
 }
 
 int vsep_held_resolve(uint64_t req_id, const struct vsep_outcome *o)

@@ -22,6 +22,10 @@ struct vsep_outcome {
 
 /* `capacity` bounds the events held at once (they each hold an fd). */
 int vsep_held_init(int fanfd, size_t capacity, unsigned timeout_ms);
+/* The thread that deletes and quarantines (without it, which unit tests
+ * use, the thread giving the verdict does). Stop runs what is queued. */
+int vsep_held_actions_start(void);
+void vsep_held_actions_stop(void);
 /* Call after vsep_held_drain, once nothing can add any more. */
 void vsep_held_fini(void);
 

@@ -277,6 +277,8 @@ static int launch(struct vsep *v)
 
 	v->held_up = r == 0;
 	if (r == 0)
+		r = vsep_held_actions_start();
+	if (r == 0)
 		r = vsep_cache_init(&v->s, v->fanfd);
 	if (r == 0) {
 		r = vsep_workers_start(&v->s, v->fanfd);
@@ -330,6 +332,7 @@ static void shutdown_all(struct vsep *v)
 		vsep_mux_stop();
 	if (v->held_up) {
 		vsep_held_drain(v->s.on_disconnect, VSEP_WHY_SHUTDOWN);
+		vsep_held_actions_stop();
 		vsep_held_fini();
 		vsep_cache_fini();
 	}
