@@ -47,7 +47,7 @@ static struct json_object *identity(void)
 	struct json_object *o = reply(true, NULL);
 
 	add_str(o, "program", "vsep");
-	add_str(o, "id", ctl.s->id);
+	add_str(o, "id", ctl.s->common.id);
 	add_str(o, "version", EPSEC_VERSION);
 	add_str(o, "build", EPSEC_BUILD_ID);
 	return o;
@@ -154,5 +154,5 @@ int vsep_control_start(struct epsec_loop *loop, const struct vsep_settings *s,
 	ctl.s = s;
 	ctl.marks = marks;
 	ctl.nmarks = nmarks;
-	return epsec_ctl_listen(loop, s->control, on_cmd, NULL, out);
+	return epsec_ctl_listen(loop, s->common.control, on_cmd, NULL, out);
 }

@@ -50,11 +50,7 @@ static const char *const policies[] = { "allow", "deny", NULL };
 	{ name, EPSEC_CONF_CHOICE, false, offsetof(struct vsep_settings, field), 0, 0, policies }
 
 static const struct epsec_conf_key schema[] = {
-	KEY("DEBUG_LEVEL", EPSEC_CONF_INT, false, debug_level, 0, 7),
-	KEY("DEBUG_DEST", EPSEC_CONF_INT, false, debug_dest, 1, 3),
-	KEY("id", EPSEC_CONF_STRING, false, id, 0, 0),
-	KEY("control", EPSEC_CONF_STRING, false, control, 0, 0),
-	KEY("plugin_dir", EPSEC_CONF_STRING, false, plugin_dir, 0, 0),
+	EPSEC_DAEMON_SETTINGS_KEYS(struct vsep_settings, common),
 	KEY("mux", EPSEC_CONF_URI, true, mux, 0, 0),
 	KEY("protect", EPSEC_CONF_STRLIST, true, protect, 0, 0),
 	KEY("exclude_paths", EPSEC_CONF_STRLIST, false, exclude_paths, 0, 0),
@@ -97,11 +93,11 @@ static void defaults(struct vsep_settings *s)
 	if (gethostname(host, sizeof(host) - 1) < 0)
 		strcpy(host, "vsep");
 	*s = (struct vsep_settings){
-		.debug_level = EPSEC_LOG_WARNING,
-		.debug_dest = EPSEC_DEST_HOST,
-		.id = host,
-		.control = RUNSTATEDIR "/epsec/vsep.ctl",
-		.plugin_dir = PKGLIBDIR,
+		.common.debug_level = EPSEC_LOG_WARNING,
+		.common.debug_dest = EPSEC_DEST_HOST,
+		.common.id = host,
+		.common.control = RUNSTATEDIR "/epsec/vsep.ctl",
+		.common.plugin_dir = PKGLIBDIR,
 		.scan_timeout_ms = 5000,
 		.on_timeout = VSEP_POLICY_ALLOW,
 		.on_disconnect = VSEP_POLICY_ALLOW,
@@ -249,16 +245,16 @@ static int prepare(struct vsep *v)
 		return -1;
 	r = epsec_loop_new(&v->loop);
 	if (r == 0)
-		r = epsec_loader_init(v->s.plugin_dir);
+		r = epsec_loader_init(v->s.common.plugin_dir);
 	if (r < 0) {
 		EPSEC_ERR("cannot start: %s", strerror(-r));
 		return r;
 	}
-	make_parent_dir(v->s.control);
+	make_parent_dir(v->s.common.control);
 	vsep_quarantine_init(v->s.quarantine_dir);
 	r = vsep_control_start(v->loop, &v->s, v->marks, v->s.protect.n, &v->ctl);
 	if (r < 0)
-		EPSEC_ERR("control socket %s: %s", v->s.control, strerror(-r));
+		EPSEC_ERR("control socket %s: %s", v->s.common.control, strerror(-r));
 	return r;
 }
 
@@ -357,7 +353,7 @@ static int run(struct vsep *v)
 			EPSEC_ERR("cannot start: %s", strerror(-r));
 	}
 	if (r == 0) {
-		apply_debug(v->s.debug_level, v->s.debug_dest);
+		apply_debug(v->s.common.debug_level, v->s.common.debug_dest);
 		epsec_log_set_forward(vsep_mux_log_forward);
 		r = launch(v);
 	}
@@ -399,7 +395,7 @@ int main(int argc, char **argv)
 	if (load(&v) < 0 || check_fd_budget(&v.s) < 0) {
 		status = EPSEC_EX_CONFIG;
 	} else {
-		epsec_log_set_level(v.s.debug_level);
+		epsec_log_set_level(v.s.common.debug_level);
 		status = run(&v);
 	}
 	epsec_strlist_free(&v.s.protect);

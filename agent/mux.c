@@ -140,7 +140,7 @@ static int send_hello(void)
 	h.version_min = EPSEC_PROTO_VERSION_MIN;
 	h.version_max = EPSEC_PROTO_VERSION_MAX;
 	h.role = EPSEC__ROLE__ROLE_AGENT;
-	h.id = (char *)mux.s->id;
+	h.id = (char *)mux.s->common.id;
 	h.build = EPSEC_VERSION " (" EPSEC_BUILD_ID ")";
 	env.body_case = EPSEC__ENVELOPE__BODY_HELLO;
 	env.hello = &h;

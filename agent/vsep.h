@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "conf.h"
+#include "daemon.h"
 
 /* on_timeout / on_disconnect: the index into the schema's choice list. */
 enum vsep_policy {
@@ -17,11 +18,7 @@ enum vsep_policy {
 };
 
 struct vsep_settings {
-	int debug_level;
-	int debug_dest;
-	const char *id;
-	const char *control;
-	const char *plugin_dir;
+	struct epsec_daemon_settings common; /* DEBUG_*, id, control, plugin_dir */
 	const char *mux;
 	struct epsec_strlist protect;
 	struct epsec_strlist exclude_paths;

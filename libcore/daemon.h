@@ -5,6 +5,8 @@
 #define EPSEC_DAEMON_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include "conf.h"
 #include "loop.h"
 
 struct epsec_daemon {
@@ -34,5 +36,23 @@ int epsec_daemon_start(struct epsec_daemon *d, struct epsec_loop *loop,
  * pet its watchdog from `loop` when WatchdogSec is set. A no-op outside
  * systemd. Call once the daemon serves. */
 void epsec_daemon_ready(struct epsec_loop *loop);
+
+/* The settings every daemon's config file takes, as the runbook has them. */
+struct epsec_daemon_settings {
+	int debug_level;        /* DEBUG_LEVEL: 0-7, syslog severities */
+	int debug_dest;         /* DEBUG_DEST: 1 syslog, 2 the host via the mux, 3 stderr */
+	const char *id;         /* id: this daemon's name in the chain */
+	const char *control;    /* control: its control socket */
+	const char *plugin_dir; /* plugin_dir: transports/ and plugins/ below it */
+};
+
+/* Their schema entries, for a settings struct `type` holding them as
+ * `field` (struct epsec_daemon_settings). */
+#define EPSEC_DAEMON_SETTINGS_KEYS(type, field)                                              \
+	{ "DEBUG_LEVEL", EPSEC_CONF_INT, false, offsetof(type, field.debug_level), 0, 7, NULL }, \
+	{ "DEBUG_DEST", EPSEC_CONF_INT, false, offsetof(type, field.debug_dest), 1, 3, NULL },  \
+	{ "id", EPSEC_CONF_STRING, false, offsetof(type, field.id), 0, 0, NULL },               \
+	{ "control", EPSEC_CONF_STRING, false, offsetof(type, field.control), 0, 0, NULL },     \
+	{ "plugin_dir", EPSEC_CONF_STRING, false, offsetof(type, field.plugin_dir), 0, 0, NULL }
 
 #endif

@@ -30,11 +30,7 @@
 	{ name, type, req, offsetof(struct mux_settings, field), lo, hi, NULL }
 
 static const struct epsec_conf_key schema[] = {
-	KEY("DEBUG_LEVEL", EPSEC_CONF_INT, false, debug_level, EPSEC_LOG_EMERG, EPSEC_LOG_DEBUG),
-	KEY("DEBUG_DEST", EPSEC_CONF_INT, false, debug_dest, EPSEC_DEST_SYSLOG, EPSEC_DEST_STDERR),
-	KEY("id", EPSEC_CONF_STRING, false, id, 0, 0),
-	KEY("control", EPSEC_CONF_STRING, false, control, 0, 0),
-	KEY("plugin_dir", EPSEC_CONF_STRING, false, plugin_dir, 0, 0),
+	EPSEC_DAEMON_SETTINGS_KEYS(struct mux_settings, common),
 	KEY("agents", EPSEC_CONF_URILIST, true, agents, 0, 0),
 	KEY("svas", EPSEC_CONF_URILIST, true, svas, 0, 0),
 	KEY("agent_log_dir", EPSEC_CONF_STRING, false, agent_log_dir, 0, 0),
@@ -47,11 +43,11 @@ static const struct epsec_conf_key schema[] = {
 static void defaults(struct mux_settings *set)
 {
 	memset(set, 0, sizeof(*set));
-	set->debug_level = EPSEC_LOG_WARNING;
-	set->debug_dest = EPSEC_DEST_SYSLOG;
-	set->id = "mux";
-	set->control = RUNSTATEDIR "/epsec/" PROGRAM ".ctl";
-	set->plugin_dir = NULL;
+	set->common.debug_level = EPSEC_LOG_WARNING;
+	set->common.debug_dest = EPSEC_DEST_SYSLOG;
+	set->common.id = "mux";
+	set->common.control = RUNSTATEDIR "/epsec/" PROGRAM ".ctl";
+	set->common.plugin_dir = NULL;
 	set->agent_log_dir = LOCALSTATEDIR "/log/epsec/agents";
 	set->sva_timeout_ms = 10000;
 	set->peer_timeout_ms = 3000;
@@ -117,7 +113,7 @@ static int prepare(struct mux_main *mm)
 				(unsigned)mm->set.peer_timeout_ms);
 	rc = epsec_daemon_block_signals();
 	if (rc == 0)
-		rc = epsec_loader_init(mm->set.plugin_dir);
+		rc = epsec_loader_init(mm->set.common.plugin_dir);
 	if (rc == 0)
 		rc = epsec_loop_new(&mm->loop);
 	if (rc < 0)
@@ -137,15 +133,15 @@ static int start(struct mux_main *mm)
 	rc = mux_new(mm->loop, &mm->set, &mm->mux);
 	if (rc < 0)
 		return rc;
-	make_parent(mm->set.control);
-	rc = epsec_ctl_listen(mm->loop, mm->set.control, mux_ctl, mm->mux, &mm->ctl);
+	make_parent(mm->set.common.control);
+	rc = epsec_ctl_listen(mm->loop, mm->set.common.control, mux_ctl, mm->mux, &mm->ctl);
 	if (rc < 0) {
-		EPSEC_ERR("control socket %s: %s", mm->set.control, strerror(-rc));
+		EPSEC_ERR("control socket %s: %s", mm->set.common.control, strerror(-rc));
 		return rc;
 	}
 	EPSEC_NOTICE(PROGRAM " %s (%s) %s running: %zu agent and %zu SVA endpoints, control %s",
-		     EPSEC_VERSION, EPSEC_BUILD_ID, mm->set.id, mm->set.agents.n, mm->set.svas.n,
-		     mm->set.control);
+		     EPSEC_VERSION, EPSEC_BUILD_ID, mm->set.common.id, mm->set.agents.n, mm->set.svas.n,
+		     mm->set.common.control);
 	return 0;
 }
 
@@ -180,9 +176,9 @@ int main(int argc, char **argv)
 	}
 	/* DEBUG_DEST=2 means "to the host": the mux is the host. */
 	epsec_log_open(PROGRAM,
-		       mm.set.debug_dest == EPSEC_DEST_HOST ? EPSEC_DEST_SYSLOG
-							    : (enum epsec_log_dest)mm.set.debug_dest,
-		       mm.set.debug_level);
+		       mm.set.common.debug_dest == EPSEC_DEST_HOST ? EPSEC_DEST_SYSLOG
+							    : (enum epsec_log_dest)mm.set.common.debug_dest,
+		       mm.set.common.debug_level);
 	rc = prepare(&mm);
 	if (rc == 0)
 		rc = start(&mm);

@@ -308,7 +308,7 @@ static int send_welcome(struct mux_conn *pc)
 	Epsec__Welcome w = EPSEC__WELCOME__INIT;
 
 	w.version = pc->version;
-	w.id = (char *)pc->mux->set->id;
+	w.id = (char *)pc->mux->set->common.id;
 	w.build = (char *)(EPSEC_VERSION " (" EPSEC_BUILD_ID ")");
 	env.body_case = EPSEC__ENVELOPE__BODY_WELCOME;
 	env.welcome = &w;

@@ -12,13 +12,10 @@
 #include "latency.h"
 #include "list.h"
 #include "route.h"
+#include "daemon.h"
 
 struct mux_settings {
-	int debug_level;
-	int debug_dest;
-	const char *id;
-	const char *control;
-	const char *plugin_dir;
+	struct epsec_daemon_settings common; /* DEBUG_*, id, control, plugin_dir */
 	const char *agent_log_dir;
 	struct epsec_strlist agents;
 	struct epsec_strlist svas;

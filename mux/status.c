@@ -134,7 +134,7 @@ static struct json_object *cmd_status(struct mux *mx, struct json_object *req)
 	struct json_object *o = reply_ok("epsec-mux");
 	uint64_t now = epsec_now_ms();
 
-	add_str(o, "id", mx->set->id);
+	add_str(o, "id", mx->set->common.id);
 	add_str(o, "version", EPSEC_VERSION);
 	add_str(o, "build", EPSEC_BUILD_ID);
 	add_u64(o, "uptime_ms", now - mx->started_ms);

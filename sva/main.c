@@ -30,15 +30,7 @@
 #define WORKERS_MAX 256
 
 static const struct epsec_conf_key schema[] = {
-	{ .name = "DEBUG_LEVEL", .type = EPSEC_CONF_INT,
-	  .offset = offsetof(struct sva_settings, debug_level), .min = 0, .max = 7 },
-	{ .name = "DEBUG_DEST", .type = EPSEC_CONF_INT,
-	  .offset = offsetof(struct sva_settings, debug_dest), .min = 1, .max = 3 },
-	{ .name = "id", .type = EPSEC_CONF_STRING, .offset = offsetof(struct sva_settings, id) },
-	{ .name = "control", .type = EPSEC_CONF_STRING,
-	  .offset = offsetof(struct sva_settings, control) },
-	{ .name = "plugin_dir", .type = EPSEC_CONF_STRING,
-	  .offset = offsetof(struct sva_settings, plugin_dir) },
+	EPSEC_DAEMON_SETTINGS_KEYS(struct sva_settings, common),
 	{ .name = "mux", .type = EPSEC_CONF_URI, .required = true,
 	  .offset = offsetof(struct sva_settings, mux) },
 	{ .name = "workers", .type = EPSEC_CONF_INT,
@@ -53,9 +45,9 @@ static const struct epsec_conf_key schema[] = {
 static void settings_defaults(struct sva_settings *set)
 {
 	memset(set, 0, sizeof(*set));
-	set->debug_level = EPSEC_LOG_WARNING;
-	set->debug_dest = EPSEC_DEST_SYSLOG;
-	set->control = RUNSTATEDIR "/epsec/" PROGRAM ".ctl";
+	set->common.debug_level = EPSEC_LOG_WARNING;
+	set->common.debug_dest = EPSEC_DEST_SYSLOG;
+	set->common.control = RUNSTATEDIR "/epsec/" PROGRAM ".ctl";
 	set->workers = 2;
 }
 
@@ -63,8 +55,8 @@ static int resolve_id(struct sva *sva)
 {
 	char host[HOST_NAME_MAX + 1] = "localhost";
 
-	if (sva->set.id && sva->set.id[0]) {
-		sva->id = strdup(sva->set.id);
+	if (sva->set.common.id && sva->set.common.id[0]) {
+		sva->id = strdup(sva->set.common.id);
 		return sva->id ? 0 : -ENOMEM;
 	}
 	gethostname(host, sizeof(host) - 1);
@@ -86,7 +78,7 @@ static int configure(struct sva *sva, struct epsec_conf *conf, const char *path)
 		r = sva_user_resolve(sva->set.user, config_lookup(&conf->cfg, "user"), &sva->user);
 	if (r < 0)
 		return r;
-	epsec_log_set_level(sva->set.debug_level);
+	epsec_log_set_level(sva->set.common.debug_level);
 	return resolve_id(sva);
 }
 
@@ -99,7 +91,7 @@ static int load_plugins(struct sva *sva)
 	char scheme[32];
 	int r;
 
-	r = epsec_loader_init(sva->set.plugin_dir);
+	r = epsec_loader_init(sva->set.common.plugin_dir);
 	if (r < 0)
 		return r;
 	epsec_sva_loader_external();
@@ -190,7 +182,7 @@ static int open_session(struct sva *sva)
 		.mux_uri = sva->set.mux,
 		.id = sva->id,
 		.generation = atomic_load(&sva->generation),
-		.plugin_dir = sva->set.plugin_dir,
+		.plugin_dir = sva->set.common.plugin_dir,
 	};
 	char *names = sva_engines_names(&sva->engines);
 	int r;
@@ -213,7 +205,7 @@ static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
 		return EXIT_FAILURE;
 	}
 	/* DEBUG_DEST=2 (to the host) is the agent's; here it means syslog. */
-	epsec_log_set_dest(sva->set.debug_dest == EPSEC_DEST_STDERR ? EPSEC_DEST_STDERR
+	epsec_log_set_dest(sva->set.common.debug_dest == EPSEC_DEST_STDERR ? EPSEC_DEST_STDERR
 								     : EPSEC_DEST_SYSLOG);
 	/* Plugins, their databases and the control socket are open: from
 	 * here on (the first byte of content included) no root. */
@@ -277,9 +269,9 @@ int main(int argc, char **argv)
 	ret = EXIT_FAILURE;
 	r = epsec_loop_new(&loop);
 	if (r == 0)
-		r = epsec_ctl_listen(loop, sva.set.control, sva_control, &sva, &ctl);
+		r = epsec_ctl_listen(loop, sva.set.common.control, sva_control, &sva, &ctl);
 	if (r < 0) {
-		EPSEC_ERR("control socket %s: %s", sva.set.control, strerror(-r));
+		EPSEC_ERR("control socket %s: %s", sva.set.common.control, strerror(-r));
 		goto out;
 	}
 	ret = run(&sva, &d, loop);

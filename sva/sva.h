@@ -14,14 +14,11 @@
 #include <epsec/epsec.h>
 
 #include "engines.h"
+#include "daemon.h"
 
 /* epsec-sva.conf, filled by epsec_conf_load. */
 struct sva_settings {
-	int debug_level;
-	int debug_dest;
-	const char *id;
-	const char *control;
-	const char *plugin_dir;
+	struct epsec_daemon_settings common; /* DEBUG_*, id, control, plugin_dir */
 	const char *mux;
 	int workers;
 	const char *user; /* NULL: "epsec" if that user exists */
