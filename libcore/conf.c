@@ -473,20 +473,28 @@ static int parse_size(const char *str, long long *out)
 	return 0;
 }
 
-static int apply_size(const config_setting_t *s, const struct epsec_conf_key *key, int64_t *out)
+int epsec_conf_size(const config_setting_t *s, int64_t *out)
 {
 	long long v;
 
 	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 		if (parse_size(config_setting_get_string(s), &v) < 0)
-			return bad_type(s, key);
+			return -EINVAL;
 	} else if (is_int(s)) {
 		v = config_setting_get_int64(s);
-		if (v < 0)
-			return bad_type(s, key);
 	} else {
-		return bad_type(s, key);
+		return -EINVAL;
 	}
+	*out = v;
+	return 0;
+}
+
+static int apply_size(const config_setting_t *s, const struct epsec_conf_key *key, int64_t *out)
+{
+	int64_t v;
+
+	if (epsec_conf_size(s, &v) < 0 || v < 0)
+		return bad_type(s, key);
 	*out = v;
 	return 0;
 }
@@ -688,70 +696,59 @@ void epsec_conf_free(struct epsec_conf *conf)
 	conf->path = NULL;
 }
 
-/* Quiet on purpose: the agent calls it every few seconds and keeps its
- * current settings when the file is briefly broken. */
-int epsec_conf_peek_int(const char *path, const char *key, int *value)
+/* Read `path` and give `key`'s setting to `fn`. Quiet on purpose: the
+ * agent calls it every few seconds and keeps its current settings when the
+ * file is briefly broken. */
+static int peek(const char *path, const char *key,
+		int (*fn)(const config_setting_t *s, void *out), void *out)
 {
-	config_t cfg;
 	const config_setting_t *s;
-	long long v;
-	int err, ret = 0;
+	config_t cfg;
+	int err, ret;
 
 	config_init(&cfg);
 	err = read_config(&cfg, path);
-	if (err) {
+	if (err)
 		ret = err < 0 ? -EINVAL : -err;
-		goto out;
-	}
-	s = config_lookup(&cfg, key);
-	if (!s) {
+	else if (!(s = config_lookup(&cfg, key)))
 		ret = -ENOENT;
-		goto out;
-	}
-	if (!is_int(s)) {
-		ret = -EINVAL;
-		goto out;
-	}
-	v = config_setting_get_int64(s);
-	if (v < INT_MIN || v > INT_MAX) {
-		ret = -ERANGE;
-		goto out;
-	}
-	*value = (int)v;
-out:
+	else
+		ret = fn(s, out);
 	config_destroy(&cfg);
 	return ret;
 }
 
+static int int_of(const config_setting_t *s, void *out)
+{
+	long long v;
+
+	if (!is_int(s))
+		return -EINVAL;
+	v = config_setting_get_int64(s);
+	if (v < INT_MIN || v > INT_MAX)
+		return -ERANGE;
+	*(int *)out = (int)v;
+	return 0;
+}
+
+static int string_of(const config_setting_t *s, void *out)
+{
+	const char *v = config_setting_get_string(s);
+
+	if (!v)
+		return -EINVAL;
+	*(char **)out = strdup(v);
+	return *(char **)out ? 0 : -ENOMEM;
+}
+
+int epsec_conf_peek_int(const char *path, const char *key, int *value)
+{
+	return peek(path, key, int_of, value);
+}
+
 int epsec_conf_peek_string(const char *path, const char *key, char **value)
 {
-	config_t cfg;
-	const config_setting_t *s;
-	const char *v;
-	int err, ret = 0;
-
-	config_init(&cfg);
-	err = read_config(&cfg, path);
-	if (err) {
-		ret = err < 0 ? -EINVAL : -err;
-		goto out;
-	}
-	s = config_lookup(&cfg, key);
-	if (!s) {
-		ret = -ENOENT;
-		goto out;
-	}
-	v = config_setting_get_string(s);
-	if (!v) {
-		ret = -EINVAL;
-		goto out;
-	}
-	*value = strdup(v);
-	if (!*value)
-		ret = -ENOMEM;
-out:
-	config_destroy(&cfg);
-	return ret;
+	return peek(path, key, string_of, value);
 }
 
 void epsec_intlist_free(struct epsec_intlist *l)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <libconfig.h>
 
 #define EPSEC_EX_CONFIG 78 /* sysexits.h EX_CONFIG */
@@ -71,6 +72,10 @@ int epsec_conf_error(const config_setting_t *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Refuse keys of `group` missing from `allowed` (NULL-terminated). */
 int epsec_conf_check_keys(const config_setting_t *group, const char *const *allowed);
+
+/* A size as every epsec file takes it: an integer, or a string such as
+ * "100M" (K, M, G). 0, or -EINVAL when it is neither (nothing reported). */
+int epsec_conf_size(const config_setting_t *s, int64_t *out);
 
 /* Split "scheme://rest". 0, or -EINVAL when it is not a URI. The scheme is
  * copied into `scheme` (at most `len` bytes with NUL); *rest points into uri. */

@@ -14,6 +14,7 @@ static struct epsec_host host = {
 	.log = epsec_log,
 	.conf_error = epsec_conf_error,
 	.conf_check_keys = epsec_conf_check_keys,
+	.conf_size = epsec_conf_size,
 };
 
 void epsec_host_init(const char *program)

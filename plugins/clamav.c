@@ -69,28 +69,6 @@ static cl_error_t clam_init_result;
 
 /* ---------------------------------------------------------------- options */
 
-/* "100M" style sizes, as the rest of epsec reads them. */
-static int parse_size(const char *str, long long *out)
-{
-	unsigned long long v, mult = 1;
-	char *end;
-
-	errno = 0;
-	v = strtoull(str, &end, 10);
-	if (errno || end == str || *str == '-')
-		return -EINVAL;
-	switch (*end) {
-	case 'G': mult <<= 10; /* fall through */
-	case 'M': mult <<= 10; /* fall through */
-	case 'K': mult <<= 10; end++; break;
-	default: break;
-	}
-	if (*end || v > (unsigned long long)LLONG_MAX / mult)
-		return -EINVAL;
-	*out = (long long)(v * mult);
-	return 0;
-}
-
 static bool is_int(const config_setting_t *s)
 {
 	return config_setting_type(s) == CONFIG_TYPE_INT ||
@@ -100,10 +78,10 @@ static bool is_int(const config_setting_t *s)
 static int parse_limit(struct clam *c, const config_setting_t *s, size_t i)
 {
 	const struct clam_limit *l = &clam_limits[i];
-	long long v;
+	int64_t v;
 
 	if (l->size && config_setting_type(s) == CONFIG_TYPE_STRING) {
-		if (parse_size(config_setting_get_string(s), &v) < 0)
+		if (c->host->conf_size(s, &v) < 0)
 			return c->host->conf_error(s, "expected a size such as 100M or 1G, got \"%s\"",
 						   config_setting_get_string(s));
 	} else if (is_int(s)) {
@@ -113,7 +91,8 @@ static int parse_limit(struct clam *c, const config_setting_t *s, size_t i)
 								    : "an integer");
 	}
 	if (v < l->min || v > l->max)
-		return c->host->conf_error(s, "expected %lld..%lld, got %lld", l->min, l->max, v);
+		return c->host->conf_error(s, "expected %lld..%lld, got %lld", l->min, l->max,
+					   (long long)v);
 	c->limit[i] = v;
 	c->limit_set[i] = true;
 	return 0;

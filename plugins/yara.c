@@ -87,27 +87,6 @@ struct ylist {
 
 /* ---------------------------------------------------------------- options */
 
-static int parse_size(const char *str, long long *out)
-{
-	unsigned long long v, mult = 1;
-	char *end;
-
-	errno = 0;
-	v = strtoull(str, &end, 10);
-	if (errno || end == str || *str == '-')
-		return -EINVAL;
-	switch (*end) {
-	case 'G': mult <<= 10; /* fall through */
-	case 'M': mult <<= 10; /* fall through */
-	case 'K': mult <<= 10; end++; break;
-	default: break;
-	}
-	if (*end || v > (unsigned long long)LLONG_MAX / mult)
-		return -EINVAL;
-	*out = (long long)(v * mult);
-	return 0;
-}
-
 static bool is_int(const config_setting_t *s)
 {
 	return config_setting_type(s) == CONFIG_TYPE_INT ||
@@ -155,14 +134,10 @@ static int parse_rules(struct yara *y, const config_setting_t *cfg)
 
 static int parse_whole_max(struct yara *y, const config_setting_t *s)
 {
-	long long v = -1;
+	int64_t v = -1;
 
-	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-		if (parse_size(config_setting_get_string(s), &v) < 0)
-			v = -1;
-	} else if (is_int(s)) {
-		v = config_setting_get_int64(s);
-	}
+	if (y->host->conf_size(s, &v) < 0)
+		v = -1;
 	if (v < 0 || (unsigned long long)v > SIZE_MAX / 2)
 		return y->host->conf_error(s, "expected a size such as 16M");
 	y->whole_max = v;

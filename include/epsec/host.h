@@ -25,9 +25,11 @@ enum epsec_log_level {
 };
 
 /* ABI of struct epsec_host.
- * 1.0  first version. */
+ * 1.0  first version.
+ * 1.1  conf_size. A plugin that calls it on a host that may be older
+ *      checks host->struct_size covers it first. */
 #define EPSEC_HOST_ABI_MAJOR 1
-#define EPSEC_HOST_ABI_MINOR 0
+#define EPSEC_HOST_ABI_MINOR 1
 
 struct epsec_host {
 	uint32_t abi_major;
@@ -47,6 +49,11 @@ struct epsec_host {
 	/* Refuse keys of `group` that are not in the NULL-terminated `allowed`
 	 * list (reported through conf_error). NULL group is accepted. */
 	int (*conf_check_keys)(const config_setting_t *group, const char *const *allowed);
+
+	/* 1.1: a size as epsec's own files take it: an integer, or a string
+	 * such as "100M" (K, M, G). 0 and *out, or -EINVAL when it is neither
+	 * (not reported: the plugin says what it expected). */
+	int (*conf_size)(const config_setting_t *setting, int64_t *out);
 };
 
 #ifdef __cplusplus
