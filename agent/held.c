@@ -401,23 +401,31 @@ int vsep_held_resolve(uint64_t req_id, const struct vsep_outcome *o)
 	return 0;
 }
 
-ssize_t vsep_held_pread(uint64_t req_id, void *buf, size_t len, uint64_t offset)
+/* A dup, so the event may end (and its fd be closed and reused) while
+ * the caller uses it without holding the lock. */
+int vsep_held_dup_fd(uint64_t req_id)
 {
 	struct held *h;
-	ssize_t n;
-	int fd = -1, err = ENOENT;
+	int fd = -ENOENT;
 
-	/* A dup, so the event may end (and its fd be closed and reused)
-	 * while we read without holding the lock. */
 	pthread_mutex_lock(&table.lock);
 	h = table.buckets ? find(req_id) : NULL;
 	if (h) {
 		fd = fcntl(h->ev.fd, F_DUPFD_CLOEXEC, 0);
-		err = errno;
+		if (fd < 0)
+			fd = -errno;
 	}
 	pthread_mutex_unlock(&table.lock);
+	return fd;
+}
+
+ssize_t vsep_held_pread(uint64_t req_id, void *buf, size_t len, uint64_t offset)
+{
+	ssize_t n;
+	int fd = vsep_held_dup_fd(req_id);
+
 	if (fd < 0)
-		return -err;
+		return fd;
 	n = pread(fd, buf, len, (off_t)offset);
 	if (n < 0)
 		n = -errno;

@@ -45,6 +45,9 @@ int vsep_held_add(const struct vsep_event *ev, const struct stat *st, const char
 /* End the held event req_id with this outcome (close_write: apply the
  * action first). 0, or -ENOENT when no such event is held (any more). */
 int vsep_held_resolve(uint64_t req_id, const struct vsep_outcome *o);
+/* A duplicate of the held event's fd (caller closes it), or -errno
+ * (-ENOENT: no such event held any more). */
+int vsep_held_dup_fd(uint64_t req_id);
 /* pread the held event's file. Bytes read, or -errno (-ENOENT: unknown). */
 ssize_t vsep_held_pread(uint64_t req_id, void *buf, size_t len, uint64_t offset);
 /* End every event whose deadline has passed by `policy` (VSEP_WHY_TIMEOUT). */

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <epsec/version.h>
 
 #include "held.h"
@@ -45,6 +46,7 @@ static struct {
 	struct epsec_conn *conn;
 	enum mux_state state;
 	atomic_bool ready;
+	atomic_bool fds;    /* the mux takes the files' fds with EVENTs */
 	unsigned backoff_ms;
 	uint64_t next_try_ms, hello_deadline_ms;
 	bool warned;
@@ -70,6 +72,11 @@ void vsep_req_free(struct vsep_req *r)
 bool vsep_mux_ready(void)
 {
 	return atomic_load(&mux.ready);
+}
+
+bool vsep_mux_passes_fds(void)
+{
+	return atomic_load(&mux.fds);
 }
 
 /* Each way of failing has its own policy; the rest (errors, shutdown)
@@ -109,6 +116,7 @@ static void lost(const char *why)
 	mux.conn = NULL;
 	mux.state = MUX_IDLE;
 	atomic_store(&mux.ready, false);
+	atomic_store(&mux.fds, false);
 	vsep_held_drain(mux.s->on_disconnect, VSEP_WHY_DISCONNECT);
 	mux.next_try_ms = epsec_now_ms() + mux.backoff_ms;
 	if (was_ready || !mux.warned)
@@ -134,9 +142,14 @@ static void drop(const char *why)
 
 static int send_hello(void)
 {
+	static char *caps[] = { (char *)EPSEC_CAP_FD };
 	Epsec__Hello h = EPSEC__HELLO__INIT;
 	epsec_msg env = EPSEC__ENVELOPE__INIT;
 
+	if (epsec_conn_passes_fds(mux.conn)) {
+		h.n_capabilities = 1;
+		h.capabilities = caps;
+	}
 	h.version_min = EPSEC_PROTO_VERSION_MIN;
 	h.version_max = EPSEC_PROTO_VERSION_MAX;
 	h.role = EPSEC__ROLE__ROLE_AGENT;
@@ -174,6 +187,9 @@ static void on_welcome(const Epsec__Welcome *w)
 	mux.state = MUX_READY;
 	mux.backoff_ms = BACKOFF_MIN_MS;
 	mux.warned = false;
+	atomic_store(&mux.fds, epsec_conn_passes_fds(mux.conn) &&
+				       epsec_caps_has(w->capabilities, w->n_capabilities,
+						      EPSEC_CAP_FD));
 	atomic_store(&mux.ready, true);
 	EPSEC_NOTICE("connected to mux %s (%s, %s, protocol %u)", mux.s->mux,
 		     w->id ? w->id : "?", w->build ? w->build : "?", w->version);
@@ -305,6 +321,27 @@ static Epsec__EventKind wire_kind(enum vsep_kind k)
 
 #define SET(msg, field, value) ((msg).has_##field = true, (msg).field = (value))
 
+/* The file goes along (the SVA then reads it itself) when the link has
+ * room for it now; otherwise the EVENT goes alone and the SVA reads with
+ * READ. An event already ended (its deadline passed) is not sent. */
+static int send_with_fd(epsec_msg *env, uint64_t req_id)
+{
+	int fd = vsep_held_dup_fd(req_id), r = -EAGAIN;
+
+	if (fd == -ENOENT)
+		return 0;
+	if (fd >= 0) {
+		env->event->has_local_fd = env->event->local_fd = true;
+		r = epsec_conn_send_fd(mux.conn, env, fd);
+		close(fd);
+	}
+	if (r == -EAGAIN) {
+		env->event->has_local_fd = env->event->local_fd = false;
+		r = send_env(env);
+	}
+	return r;
+}
+
 static int send_event(struct vsep_req *r)
 {
 	Epsec__Event e = EPSEC__EVENT__INIT;
@@ -329,7 +366,7 @@ static int send_event(struct vsep_req *r)
 	}
 	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
 	env.event = &e;
-	return send_env(&env);
+	return atomic_load(&mux.fds) ? send_with_fd(&env, r->req_id) : send_env(&env);
 }
 
 static enum vsep_why unsent_why(int err)

@@ -35,6 +35,9 @@ int vsep_mux_start(struct epsec_loop *loop, const struct vsep_settings *s);
 void vsep_mux_stop(void);
 /* Thread-safe: WELCOME received and the link is up. */
 bool vsep_mux_ready(void);
+/* Thread-safe: the mux takes fds with EVENTs (unix://, capability "fd"),
+ * so EVENTs need no inline bytes: the SVA reads the file itself. */
+bool vsep_mux_passes_fds(void);
 /* Thread-safe: queue r for sending (takes ownership). If it cannot be
  * sent, its held event ends by the on_disconnect policy. */
 void vsep_mux_submit(struct vsep_req *r);

@@ -387,6 +387,8 @@ static size_t inline_want(void)
 	uint64_t cur = atomic_load(&H.cur), prev = atomic_load(&H.prev);
 	uint64_t want = cur > prev ? cur : prev;
 
+	if (vsep_mux_passes_fds())
+		return 0;
 	if (!atomic_load(&H.seen))
 		return (size_t)W.s->inline_bytes;
 	want = want < HINT_MIN ? HINT_MIN : (want + 4095) & ~(uint64_t)4095;

@@ -56,6 +56,8 @@ void epsec_framer_init(struct epsec_framer *f, int fd, size_t max)
 
 void epsec_framer_free(struct epsec_framer *f)
 {
+	while (f->n_in_fds)
+		close(f->in_fds[--f->n_in_fds]);
 	free(f->in);
 	free(f->out);
 	f->in = f->out = NULL;
@@ -162,6 +164,58 @@ int epsec_framer_send(struct epsec_framer *f, const void *msg, size_t len)
 	return 0;
 }
 
+/* The fd rides on the first byte the kernel takes, so a frame that goes
+ * only in part still carries it; the rest is buffered as usual. */
+int epsec_framer_send_fd(struct epsec_framer *f, const void *msg, size_t len, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	uint8_t hdr[FRAME_HDR];
+	struct iovec iov[2] = { { hdr, FRAME_HDR }, { (void *)msg, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1,
+			     .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm;
+	ssize_t w;
+
+	if (len > f->max)
+		return -EMSGSIZE;
+	if (f->out_off < f->out_len && epsec_framer_flush(f) < 0)
+		return -EAGAIN;
+	epsec_frame_header(hdr, (uint32_t)len);
+	memset(&ctl, 0, sizeof(ctl));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do
+		w = sendmsg(f->fd, &mh, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -errno;
+	if ((size_t)w == FRAME_HDR + len)
+		return 0;
+	return out_append(f, hdr, msg, len, (size_t)w);
+}
+
+int epsec_framer_recv_fd(struct epsec_framer *f)
+{
+	int fd;
+
+	if (f->n_in_fds) {
+		fd = f->in_fds[0];
+		memmove(f->in_fds, f->in_fds + 1, --f->n_in_fds * sizeof(int));
+		return fd;
+	}
+	if (f->in_fds_lost) {
+		f->in_fds_lost--;
+		return -ENOENT;
+	}
+	return -EAGAIN;
+}
+
 int epsec_framer_flush(struct epsec_framer *f)
 {
 	while (f->out_off < f->out_len) {
@@ -258,24 +312,87 @@ static int in_reserve(struct epsec_framer *f)
 	return 0;
 }
 
+/* Keep the fds that came with the bytes; more waiting than anyone takes
+ * is a peer passing what nobody asked for: -EPROTO. */
+static int take_fds(struct epsec_framer *f, struct msghdr *mh)
+{
+	struct cmsghdr *cm;
+	int r = 0;
+
+	if (mh->msg_flags & MSG_CTRUNC)
+		f->in_fds_lost++;
+	for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		size_t i, n;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (f->n_in_fds == EPSEC_FRAMER_FDS) {
+				close(fd);
+				r = -EPROTO;
+			} else {
+				f->in_fds[f->n_in_fds++] = fd;
+			}
+		}
+	}
+	return r;
+}
+
+/* recvmsg stops after the bytes an fd came with, so a short read with
+ * fds does not mean the socket is empty. */
+static ssize_t read_in(struct epsec_framer *f, size_t room, bool *got_fds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { f->in + f->in_len, room };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t r;
+
+	*got_fds = false;
+	if (!f->pass_fds) {
+		do
+			r = read(f->fd, f->in + f->in_len, room);
+		while (r < 0 && errno == EINTR);
+		return r;
+	}
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	do
+		r = recvmsg(f->fd, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r > 0 && (mh.msg_controllen || (mh.msg_flags & MSG_CTRUNC))) {
+		*got_fds = true;
+		if (take_fds(f, &mh) < 0) {
+			errno = EPROTO;
+			return -1;
+		}
+	}
+	return r;
+}
+
 static int in_fill(struct epsec_framer *f)
 {
 	ssize_t r;
 	size_t room;
+	bool got_fds;
 	int e = in_reserve(f);
 
 	if (e)
 		return e;
 	room = f->in_cap - f->in_len;
-	do
-		r = read(f->fd, f->in + f->in_len, room);
-	while (r < 0 && errno == EINTR);
+	r = read_in(f, room, &got_fds);
 	if (r == 0)
 		return -ECONNRESET;
 	if (r < 0)
 		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -errno;
 	f->in_len += (size_t)r;
-	f->in_drained = (size_t)r < room;
+	f->in_drained = (size_t)r < room && !got_fds;
 	return 0;
 }
 

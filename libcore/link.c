@@ -60,6 +60,8 @@ struct epsec_conn {
 	unsigned refs;   /* 1 while open, +1 for each callback or post in flight */
 	bool closed;
 	int dead;        /* send found the link dead: on_close runs from the loop */
+	int rx_fd;       /* the fd that came with the message being delivered */
+	bool fds_lost_said;
 };
 
 struct epsec_listener {
@@ -261,6 +263,49 @@ static int conn_send_raw(struct epsec_conn *c, const epsec_msg *m)
 	return r;
 }
 
+/* A 1.0 transport descriptor ends before send_fd: never read past it. */
+static bool tr_passes_fds(const struct epsec_transport_plugin *tr)
+{
+	return tr->abi_minor >= 1 && tr->send_fd && tr->recv_fd;
+}
+
+bool epsec_conn_passes_fds(const struct epsec_conn *c)
+{
+	return !c->closed && tr_passes_fds(c->tr);
+}
+
+int epsec_conn_send_fd(struct epsec_conn *c, const epsec_msg *m, int fd)
+{
+	void *buf;
+	size_t len;
+	int r;
+
+	if (c->closed)
+		return -ENOTCONN;
+	if (c->dead)
+		return c->dead;
+	if (!tr_passes_fds(c->tr))
+		return -EOPNOTSUPP;
+	r = epsec_msg_encode(m, &buf, &len);
+	if (r < 0)
+		return r;
+	r = c->tr->send_fd(c->link, buf, len, fd);
+	free(buf);
+	if (r == 0)
+		conn_watch(c);
+	else if (r != -EAGAIN && r != -EMSGSIZE && r != -ENOMEM)
+		conn_fail_later(c, r);
+	return r;
+}
+
+int epsec_conn_take_fd(struct epsec_conn *c)
+{
+	int fd = c->rx_fd;
+
+	c->rx_fd = -1;
+	return fd >= 0 ? fd : -ENOENT;
+}
+
 int epsec_conn_send(struct epsec_conn *c, const epsec_msg *m)
 {
 	int r = conn_send_raw(c, m);
@@ -317,6 +362,28 @@ static void send_pong(struct epsec_conn *c, uint64_t seq)
 	epsec_conn_send(c, &env);
 }
 
+/* The fd a message says it carries, kept for on_msg to take. One the
+ * kernel dropped (we were out of fds) is said once and the message goes
+ * on without it; one never sent is a broken peer. */
+static int conn_claim_fd(struct epsec_conn *c, epsec_msg *m)
+{
+	int fd = tr_passes_fds(c->tr) ? c->tr->recv_fd(c->link) : -EAGAIN;
+
+	if (fd >= 0) {
+		c->rx_fd = fd;
+		return 0;
+	}
+	if (fd != -ENOENT)
+		return -EPROTO;
+	if (!c->fds_lost_said)
+		EPSEC_WARN("%s peer %s on %s: a passed file descriptor was lost (out of fds?); "
+			   "the file is read through the link instead",
+			   epsec_role_name(c->peer_role), c->peer, c->uri);
+	c->fds_lost_said = true;
+	m->event->local_fd = false;
+	return 0;
+}
+
 static void conn_deliver(struct epsec_conn *c, epsec_msg *m)
 {
 	switch (m->body_case) {
@@ -371,7 +438,16 @@ static void conn_drain(struct epsec_conn *c)
 			conn_hostile(c, r, epsec_msg_last_error());
 			return;
 		}
+		if (epsec_msg_carries_fd(m) && conn_claim_fd(c, m) < 0) {
+			epsec_msg_free(m);
+			conn_hostile(c, -EPROTO, "EVENT says a file descriptor came with it; none did");
+			return;
+		}
 		conn_deliver(c, m);
+		if (c->rx_fd >= 0) {
+			close(c->rx_fd);
+			c->rx_fd = -1;
+		}
 	}
 }
 
@@ -485,6 +561,7 @@ static int conn_new(struct epsec_loop *loop, const struct epsec_transport_plugin
 	c->fd = tr->fd(link);
 	c->events = EPSEC_LOOP_IN;
 	c->refs = 1;
+	c->rx_fd = -1;
 	c->last_rx_ms = epsec_now_ms();
 	c->ll = ll_get(loop);
 	if (!c->ll)

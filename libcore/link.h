@@ -39,6 +39,17 @@ void epsec_conn_set_handlers(struct epsec_conn *c, epsec_conn_msg_fn on_msg,
 int epsec_conn_send(struct epsec_conn *c, const epsec_msg *m);
 /* Send ERROR(code, text) then drop the connection; on_close runs before
  * this returns, with reason -code. */
+/* File descriptor passing (unix:// links). Whether this link can: */
+bool epsec_conn_passes_fds(const struct epsec_conn *c);
+/* As epsec_conn_send, with `fd` passed alongside (the caller keeps it).
+ * -EAGAIN: it could not start now and nothing was sent (send it without
+ * the fd instead); -EOPNOTSUPP: the link cannot pass fds. */
+int epsec_conn_send_fd(struct epsec_conn *c, const epsec_msg *m, int fd);
+/* From on_msg, for a message that carries an fd (epsec_msg_carries_fd):
+ * take it (the caller owns it from now), or -ENOENT when it was lost on
+ * the way in (this process was out of fds). Not taken, it is closed when
+ * on_msg returns. */
+int epsec_conn_take_fd(struct epsec_conn *c);
 void epsec_conn_reject(struct epsec_conn *c, uint32_t code, const char *why);
 /* Close without callback. */
 void epsec_conn_close(struct epsec_conn *c);

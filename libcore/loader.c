@@ -5,6 +5,7 @@
 #include "loader.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <ltdl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -66,13 +67,15 @@ struct abi_head {
 	uint32_t struct_size;
 };
 
-/* Bytes the host reads of a descriptor claiming `minor`. Both ABIs are at
- * 1.0; a 1.1 adding a field at the end adds a row returning offsetof(). */
+/* Bytes the host reads of a descriptor claiming `minor`: a field added in
+ * a minor version is read only from plugins that claim it. */
 static size_t needed_size(const char *kind, uint32_t minor)
 {
-	(void)minor;
-	return !strcmp(kind, "verdict") ? sizeof(struct epsec_verdict_plugin)
-					: sizeof(struct epsec_transport_plugin);
+	if (!strcmp(kind, "verdict"))
+		return sizeof(struct epsec_verdict_plugin);
+	if (minor < 1)
+		return offsetof(struct epsec_transport_plugin, send_fd);
+	return sizeof(struct epsec_transport_plugin);
 }
 
 static int abi_accept(const char *file, const char *kind, const struct abi_head *d,

@@ -69,6 +69,20 @@ const char *epsec_role_name(enum epsec_role role)
 	return "unknown";
 }
 
+bool epsec_caps_has(char *const *caps, size_t n, const char *cap)
+{
+	for (size_t i = 0; i < n; i++)
+		if (caps[i] && !strcmp(caps[i], cap))
+			return true;
+	return false;
+}
+
+bool epsec_msg_carries_fd(const epsec_msg *m)
+{
+	return m->body_case == EPSEC__ENVELOPE__BODY_EVENT && m->event->has_local_fd &&
+	       m->event->local_fd;
+}
+
 bool epsec_msg_allowed(enum epsec_role role, Epsec__Envelope__BodyCase body)
 {
 	if ((unsigned)role >= sizeof(role_may_send) / sizeof(role_may_send[0]))

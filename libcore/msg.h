@@ -15,6 +15,10 @@ typedef Epsec__Envelope epsec_msg;
 /* Largest READ length (and DATA payload) a peer may ask for or send. */
 #define EPSEC_READ_MAX (1024u * 1024u)
 
+/* HELLO/WELCOME capability: this peer passes and takes file descriptors
+ * with EVENTs (Event.local_fd) on links that can carry them. */
+#define EPSEC_CAP_FD "fd"
+
 enum epsec_role {
 	EPSEC_ROLE_AGENT = EPSEC__ROLE__ROLE_AGENT,
 	EPSEC_ROLE_MUX = EPSEC__ROLE__ROLE_MUX,
@@ -36,5 +40,9 @@ int epsec_msg_encode(const epsec_msg *m, void **buf, size_t *len);
 bool epsec_msg_allowed(enum epsec_role role, Epsec__Envelope__BodyCase body);
 const char *epsec_msg_name(Epsec__Envelope__BodyCase body);
 const char *epsec_role_name(enum epsec_role role);
+/* Whether `cap` is among the n capabilities. */
+bool epsec_caps_has(char *const *caps, size_t n, const char *cap);
+/* Whether an fd travels with this message (an EVENT with local_fd). */
+bool epsec_msg_carries_fd(const epsec_msg *m);
 
 #endif

@@ -27,6 +27,7 @@ static struct epsec_link *link_alloc(const struct epsec_host *host,
 	l->fd = fd;
 	l->listening = listening;
 	epsec_framer_init(&l->fr, fd, EPSEC_FRAME_MAX);
+	l->fr.pass_fds = ops->pass_fds && !listening;
 	return l;
 }
 
@@ -249,6 +250,18 @@ bool epsec_stream_want_write(struct epsec_link *l)
 int epsec_stream_recv(struct epsec_link *l, void **msg, size_t *len)
 {
 	return l->listening ? -EINVAL : epsec_framer_recv(&l->fr, msg, len);
+}
+
+int epsec_stream_send_fd(struct epsec_link *l, const void *msg, size_t len, int fd)
+{
+	if (l->listening || !l->fr.pass_fds)
+		return -EOPNOTSUPP;
+	return epsec_framer_send_fd(&l->fr, msg, len, fd);
+}
+
+int epsec_stream_recv_fd(struct epsec_link *l)
+{
+	return l->fr.pass_fds ? epsec_framer_recv_fd(&l->fr) : -EAGAIN;
 }
 
 int epsec_stream_fd(struct epsec_link *l)

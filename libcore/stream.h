@@ -23,6 +23,7 @@ struct epsec_stream_ops {
 	const char *src;        /* log source: "unix", "vsock", "vmci" */
 	const char *id_name;    /* what the allow-list holds: "uid", "cid" */
 	const char *allow_key;  /* its option: "allow_uids" */
+	bool pass_fds;          /* SCM_RIGHTS works (AF_UNIX) */
 	/* Name the peer of a connected socket ("uid=0 gid=0 pid=42") and give
 	 * its id, or -1 when the kernel does not say. */
 	void (*name_peer)(int fd, char *buf, size_t len, long long *id);
@@ -70,6 +71,9 @@ int epsec_stream_send(struct epsec_link *l, const void *msg, size_t len);
 int epsec_stream_flush(struct epsec_link *l);
 bool epsec_stream_want_write(struct epsec_link *l);
 int epsec_stream_recv(struct epsec_link *l, void **msg, size_t *len);
+/* For ops with pass_fds (-EOPNOTSUPP otherwise). */
+int epsec_stream_send_fd(struct epsec_link *l, const void *msg, size_t len, int fd);
+int epsec_stream_recv_fd(struct epsec_link *l);
 int epsec_stream_fd(struct epsec_link *l);
 const char *epsec_stream_peer(struct epsec_link *l);
 void epsec_stream_close(struct epsec_link *l);

@@ -37,6 +37,7 @@ static const struct epsec_conf_key schema[] = {
 	KEY("sva_timeout_ms", EPSEC_CONF_INT, false, sva_timeout_ms, 100, 3600000),
 	KEY("peer_timeout_ms", EPSEC_CONF_INT, false, peer_timeout_ms, 300, 600000),
 	KEY("sva_window", EPSEC_CONF_INT, false, sva_window, 1, 900),
+	KEY("pass_fds", EPSEC_CONF_BOOL, false, pass_fds, 0, 0),
 	{ NULL, 0, false, 0, 0, 0, NULL },
 };
 
@@ -52,6 +53,7 @@ static void defaults(struct mux_settings *set)
 	set->sva_timeout_ms = 10000;
 	set->peer_timeout_ms = 3000;
 	set->sva_window = 256;
+	set->pass_fds = true;
 }
 
 /* A thousand agents need a thousand fds: take the hard limit, since the

@@ -101,12 +101,54 @@ static void fail_event(struct mux *mx, struct mux_event *e, uint32_t code, bool 
 
 static void sva_gone(struct mux *mx, struct mux_conn *pc);
 
+/* The agent's EVENT and the fd that came with it (-1: none), until the
+ * first SVA has it: one that gets it again after its first SVA died
+ * reads through READ, so the mux holds fds only for events not yet given. */
+struct payload {
+	epsec_msg *m;
+	int fd;
+};
+
+static void free_payload(void *arg)
+{
+	struct payload *p = arg;
+
+	if (p->fd >= 0)
+		close(p->fd);
+	epsec_msg_free(p->m);
+	free(p);
+}
+
+/* With the fd when that SVA takes fds and its link has room for it now;
+ * otherwise the EVENT goes without, and the SVA reads with READ. */
+static int send_payload(struct mux *mx, struct mux_conn *sva, struct payload *p)
+{
+	Epsec__Event *ev = p->m->event;
+	int rc = -EAGAIN;
+
+	if (p->fd >= 0 && sva->fds) {
+		ev->has_local_fd = ev->local_fd = true;
+		rc = epsec_conn_send_fd(sva->conn, p->m, p->fd);
+		if (rc == 0)
+			mx->counters.fds_passed++;
+	}
+	if (rc == -EAGAIN) {
+		ev->has_local_fd = ev->local_fd = false;
+		rc = epsec_conn_send(sva->conn, p->m);
+	}
+	if (rc == 0 && p->fd >= 0) {
+		close(p->fd);
+		p->fd = -1;
+	}
+	return rc;
+}
+
 /* 0 sent, 1 the SVA cannot take more now, <0 it failed and e is gone: to
  * the agent as ERROR, or with the rest of a dead SVA's events to others. */
 static int send_event(struct mux *mx, struct mux_event *e)
 {
 	struct mux_conn *sva = e->sva->owner;
-	int rc = epsec_conn_send(sva->conn, e->payload);
+	int rc = send_payload(mx, sva, e->payload);
 
 	if (rc == -ENOBUFS)
 		return 1;
@@ -299,14 +341,21 @@ static int adopt_hello(struct mux_conn *pc, const Epsec__Hello *h)
 	if (!pc->id || !pc->build)
 		return -ENOMEM;
 	pc->generation = h->has_generation ? h->generation : 0;
+	pc->fds = pc->mux->set->pass_fds && epsec_conn_passes_fds(pc->conn) &&
+		  epsec_caps_has(h->capabilities, h->n_capabilities, EPSEC_CAP_FD);
 	return copy_engines(pc, h);
 }
 
 static int send_welcome(struct mux_conn *pc)
 {
+	static char *caps[] = { (char *)EPSEC_CAP_FD };
 	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
 	Epsec__Welcome w = EPSEC__WELCOME__INIT;
 
+	if (pc->fds) {
+		w.n_capabilities = 1;
+		w.capabilities = caps;
+	}
 	w.version = pc->version;
 	w.id = (char *)pc->mux->set->common.id;
 	w.build = (char *)(EPSEC_VERSION " (" EPSEC_BUILD_ID ")");
@@ -375,19 +424,28 @@ static void agent_event(struct mux_conn *pc, epsec_msg *m)
 {
 	struct mux *mx = pc->mux;
 	uint64_t req = m->event->req_id;
+	struct payload *p = malloc(sizeof(*p));
 	struct mux_event *e;
-	int rc;
+	int rc = p ? 0 : -ENOMEM;
 
 	pc->events++;
 	mx->counters.events++;
-	rc = mux_route_submit(mx->route, &pc->route, req, m, mx->now_us / 1000, &e);
+	if (p) {
+		p->m = m;
+		p->fd = epsec_msg_carries_fd(m) ? epsec_conn_take_fd(pc->conn) : -1;
+		rc = mux_route_submit(mx->route, &pc->route, req, p, mx->now_us / 1000, &e);
+	}
+	if (rc < 0) {
+		if (p)
+			free_payload(p);
+		else
+			epsec_msg_free(m);
+	}
 	if (rc == -EEXIST) {
-		epsec_msg_free(m);
 		violation(pc, EPROTO, "EVENT reuses a req_id still in flight");
 		return;
 	}
 	if (rc < 0) {
-		epsec_msg_free(m);
 		answer_error(mx, pc->conn, req, (uint32_t)-rc);
 		return;
 	}
@@ -667,11 +725,6 @@ static void on_tick(struct epsec_loop *loop, void *arg)
 }
 
 /* ------------------------------------------------------------ life */
-
-static void free_payload(void *p)
-{
-	epsec_msg_free(p);
-}
 
 static int listen_all(struct mux *mx, const struct epsec_strlist *uris, enum epsec_role role)
 {

@@ -22,6 +22,7 @@ struct mux_settings {
 	int sva_timeout_ms;
 	int peer_timeout_ms;     /* link liveness: PING after a third, drop after it */
 	int sva_window;          /* events one SVA may hold unanswered */
+	bool pass_fds;           /* offer fd passing on links that can */
 };
 
 /* One listening URI and the role its peers must have. */
@@ -44,6 +45,7 @@ struct mux_conn {
 	char **engines;          /* SVA */
 	size_t n_engines;
 	uint64_t generation;     /* SVA */
+	bool fds;                /* both ends pass fds (capability "fd") */
 	uint64_t events;         /* agent: EVENTs sent us; SVA: events given it */
 	uint64_t last_seen_ms;
 	int log_fd;              /* its DEBUG_DEST=2 file, -1 until needed */
@@ -54,6 +56,7 @@ struct mux_conn {
 
 struct mux_counters {
 	uint64_t events, verdicts, errors, redispatched, rejected, undelivered;
+	uint64_t fds_passed;     /* EVENTs given an SVA with the file's fd */
 };
 
 struct mux {

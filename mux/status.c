@@ -61,6 +61,7 @@ static struct json_object *agent_status(const struct mux_conn *pc, uint64_t now)
 	add_u64(o, "events", pc->events);
 	add_u64(o, "in_flight", pc->route.in_flight);
 	add_u64(o, "last_seen_ms", now - pc->last_seen_ms);
+	json_object_object_add(o, "pass_fds", json_object_new_boolean(pc->fds));
 	return o;
 }
 
@@ -84,6 +85,7 @@ static struct json_object *sva_status(const struct mux_conn *pc, uint64_t now)
 	add_u64(o, "backlog", pc->route.n_backlog);
 	add_u64(o, "events", pc->events);
 	add_u64(o, "last_seen_ms", now - pc->last_seen_ms);
+	json_object_object_add(o, "pass_fds", json_object_new_boolean(pc->fds));
 	return o;
 }
 
@@ -112,6 +114,7 @@ static struct json_object *counters_status(const struct mux *mx)
 	add_u64(o, "redispatched", mx->counters.redispatched);
 	add_u64(o, "rejected", mx->counters.rejected);
 	add_u64(o, "undelivered", mx->counters.undelivered);
+	add_u64(o, "fds_passed", mx->counters.fds_passed);
 	return o;
 }
 

@@ -1,4 +1,5 @@
-/* libepsec's events, on the worker side: the file an engine scans (inline
+/* libepsec's events, on the worker side: the file an engine scans (read
+ * from the fd the agent passed when it is on this host; otherwise inline
  * bytes first, the rest pulled from the agent with READ/DATA through the
  * mux) and the verdict that answers it. Workers only queue work; the
  * network thread (session.c) sends it and completes their waits. */
@@ -10,6 +11,10 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
 
 #define EPSEC_LOG_SRC "libepsec"
 
@@ -135,10 +140,22 @@ static ssize_t remote_read(struct epsec_event *ev, void *buf, size_t len, uint64
 	return wait_data(s, &w);
 }
 
+static ssize_t local_read(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	do
+		n = pread(fd, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 static ssize_t read_some(struct epsec_event *ev, uint8_t *buf, size_t len, uint64_t off)
 {
 	size_t n;
 
+	if (ev->fd >= 0)
+		return local_read(ev->fd, buf, len, off);
 	if (off < ev->inline_len) {
 		n = ev->inline_len - (size_t)off;
 		n = n < len ? n : len;
@@ -197,7 +214,26 @@ static void fill_file(struct epsec_event *ev, const Epsec__Event *e)
 	f->ctx = ev;
 }
 
-int epsec_sva_event_new(struct epsec_session *s, epsec_msg *m, struct epsec_event **out)
+/* A passed fd is used only for the file the EVENT names: a regular file
+ * with its dev and ino. Anything else (a broken or hostile agent) is
+ * closed, and the content is read through the mux as without one. */
+static int checked_fd(int fd, const Epsec__Event *e)
+{
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (!e->has_dev || st.st_dev == e->dev) &&
+	    (!e->has_ino || st.st_ino == e->ino))
+		return fd;
+	EPSEC_WARN("EVENT %llu came with a file descriptor that is not the file it names; "
+		   "reading through the mux instead", (unsigned long long)e->req_id);
+	close(fd);
+	return -1;
+}
+
+int epsec_sva_event_new(struct epsec_session *s, epsec_msg *m, int fd,
+			struct epsec_event **out)
 {
 	const Epsec__Event *e = m->event;
 	struct epsec_event *ev = calloc(1, sizeof(*ev));
@@ -211,6 +247,7 @@ int epsec_sva_event_new(struct epsec_session *s, epsec_msg *m, struct epsec_even
 	ev->s = s;
 	ev->msg = m;
 	ev->req_id = e->req_id;
+	ev->fd = checked_fd(fd, e);
 	if (e->has_inline_data) {
 		ev->inline_data = e->inline_data.data;
 		ev->inline_len = e->inline_data.len;
@@ -228,6 +265,8 @@ void epsec_sva_event_free(struct epsec_event *ev)
 	struct epsec_session *s = ev->s;
 
 	epsec_msg_free(ev->msg);
+	if (ev->fd >= 0)
+		close(ev->fd);
 	pthread_cond_destroy(&ev->cond);
 	free(ev);
 	epsec_sva_unref(s);

@@ -54,6 +54,7 @@ struct epsec_event {
 	epsec_msg *msg; /* owns path, exe and the inline bytes */
 	const uint8_t *inline_data;
 	size_t inline_len;
+	int fd;  /* the file itself, when the agent passed it; else -1 */
 	uint64_t req_id;
 	uint64_t epoch; /* the connection it arrived on */
 	/* The session's generation when the event was handed out: what its
@@ -100,8 +101,10 @@ struct epsec_session {
 
 /* Internal functions are named epsec_sva_*: libepsec.so exports only
  * epsec_(session|event|sdk)_*, so these stay private to the library.
- * event.c, called by session.c on the network thread. Takes `m`. */
-int epsec_sva_event_new(struct epsec_session *s, epsec_msg *m, struct epsec_event **out);
+ * event.c, called by session.c on the network thread. Takes `m`, and
+ * `fd` (the file, passed with the EVENT, or -1) on success only. */
+int epsec_sva_event_new(struct epsec_session *s, epsec_msg *m, int fd,
+			struct epsec_event **out);
 void epsec_sva_event_free(struct epsec_event *ev);
 /* Wake the network thread to drain the outbox (call without the lock). */
 void epsec_sva_kick(struct epsec_session *s);

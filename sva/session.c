@@ -179,6 +179,7 @@ static int session_alloc(const struct epsec_session_config *cfg, struct epsec_se
 
 static int send_hello(struct epsec_session *s)
 {
+	static char *caps[] = { (char *)EPSEC_CAP_FD };
 	Epsec__Envelope m = EPSEC__ENVELOPE__INIT;
 	Epsec__Hello h = EPSEC__HELLO__INIT;
 
@@ -191,6 +192,10 @@ static int send_hello(struct epsec_session *s)
 	h.engines = s->engines;
 	h.has_generation = 1;
 	h.generation = atomic_load(&s->generation);
+	if (epsec_conn_passes_fds(s->conn)) {
+		h.n_capabilities = 1;
+		h.capabilities = caps;
+	}
 	m.body_case = EPSEC__ENVELOPE__BODY_HELLO;
 	m.hello = &h;
 	return epsec_conn_send(s->conn, &m);
@@ -375,15 +380,20 @@ static void on_welcome(struct epsec_session *s, const Epsec__Welcome *w)
 static void on_event(struct epsec_session *s, epsec_msg *m)
 {
 	struct epsec_event *ev;
+	int fd = epsec_msg_carries_fd(m) ? epsec_conn_take_fd(s->conn) : -1;
 
 	if (!s->welcomed) {
 		EPSEC_WARN("EVENT before WELCOME from %s; ignored", s->uri);
 		epsec_msg_free(m);
+		if (fd >= 0)
+			close(fd);
 		return;
 	}
-	if (epsec_sva_event_new(s, m, &ev) < 0) {
+	if (epsec_sva_event_new(s, m, fd, &ev) < 0) {
 		EPSEC_ERR("out of memory for an event; the mux will time it out");
 		epsec_msg_free(m);
+		if (fd >= 0)
+			close(fd);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);

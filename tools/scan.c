@@ -30,7 +30,7 @@
 #define EX_FOUND 1
 #define EX_ERROR 2
 #define INLINE_BYTES (64 * 1024)
-#define WINDOW 8              /* EVENTs in flight at once */
+#define WINDOW 32             /* EVENTs in flight at once (each holds its fd) */
 #define HELLO_TIMEOUT_MS 5000
 #define TICK_MS 100
 #define DEFAULT_TIMEOUT_S 60
@@ -56,6 +56,7 @@ static struct {
 	char id[HOST_NAME_MAX + 64];
 	char exe[PATH_MAX];
 	bool welcomed, infected_only, summary;
+	bool fds;      /* the mux takes our files' fds: no bytes sent at all */
 	unsigned timeout_ms;
 	size_t inline_bytes;
 	uint64_t hello_deadline_ms;
@@ -286,6 +287,7 @@ static int send_env(const epsec_msg *env)
 
 static int send_hello(void)
 {
+	static char *caps[] = { (char *)EPSEC_CAP_FD };
 	Epsec__Hello h = EPSEC__HELLO__INIT;
 	epsec_msg env = EPSEC__ENVELOPE__INIT;
 
@@ -294,6 +296,10 @@ static int send_hello(void)
 	h.role = EPSEC__ROLE__ROLE_AGENT;
 	h.id = S.id;
 	h.build = EPSEC_VERSION " (" EPSEC_BUILD_ID ")";
+	if (S.conn && epsec_conn_passes_fds(S.conn)) {
+		h.n_capabilities = 1;
+		h.capabilities = caps;
+	}
 	env.body_case = EPSEC__ENVELOPE__BODY_HELLO;
 	env.hello = &h;
 	return send_env(&env);
@@ -333,21 +339,32 @@ static void fill_event(Epsec__Event *e, const struct job *j, const struct stat *
 	e->path = j->path;
 }
 
+/* With the fd, when the mux takes it and the link has room now: the SVA
+ * then reads the file itself, with what access we have. */
 static int send_event(const struct job *j, const struct stat *st)
 {
 	static uint8_t data[INLINE_BYTES];
 	Epsec__Event e = EPSEC__EVENT__INIT;
 	epsec_msg env = EPSEC__ENVELOPE__INIT;
-	ssize_t n = pread_full(j->fd, data, S.inline_bytes, 0);
+	ssize_t n;
+	int r;
 
+	fill_event(&e, j, st);
+	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
+	env.event = &e;
+	if (S.fds) {
+		e.has_local_fd = e.local_fd = true;
+		r = epsec_conn_send_fd(S.conn, &env, j->fd);
+		if (r != -EAGAIN)
+			return r;
+		e.has_local_fd = e.local_fd = false;
+	}
+	n = pread_full(j->fd, data, S.inline_bytes, 0);
 	if (n < 0)
 		return (int)n;
-	fill_event(&e, j, st);
 	e.has_inline_data = true;
 	e.inline_data.data = data;
 	e.inline_data.len = (size_t)n;
-	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
-	env.event = &e;
 	return send_env(&env);
 }
 
@@ -491,6 +508,9 @@ static void on_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
 	switch (m->body_case) {
 	case EPSEC__ENVELOPE__BODY_WELCOME:
 		S.welcomed = true;
+		S.fds = epsec_conn_passes_fds(c) &&
+			epsec_caps_has(m->welcome->capabilities, m->welcome->n_capabilities,
+				       EPSEC_CAP_FD);
 		pump();
 		break;
 	case EPSEC__ENVELOPE__BODY_VERDICT:

@@ -1,7 +1,8 @@
 /* unix:// transport: AF_UNIX stream sockets carrying libcore's length-prefixed
  * frames (libcore/stream.c). The peer is named by SO_PEERCRED, which the
  * kernel vouches for, so it serves for authorization (allow_uids), not only
- * for logs. */
+ * for logs. It alone passes file descriptors (SCM_RIGHTS): a scanner on the
+ * same host reads the file itself instead of asking for its bytes. */
 #include "config.h"
 
 #include <errno.h>
@@ -118,6 +119,7 @@ static const struct epsec_stream_ops unix_ops = {
 	.src = "unix",
 	.id_name = "uid",
 	.allow_key = "allow_uids",
+	.pass_fds = true,
 	.name_peer = name_peer,
 	.on_close = unix_on_close,
 };
@@ -246,4 +248,6 @@ const struct epsec_transport_plugin epsec_transport_plugin = {
 	.fd = epsec_stream_fd,
 	.peer = epsec_stream_peer,
 	.close = epsec_stream_close,
+	.send_fd = epsec_stream_send_fd,
+	.recv_fd = epsec_stream_recv_fd,
 };

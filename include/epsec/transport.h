@@ -15,9 +15,11 @@ extern "C" {
 #endif
 
 /* Transport ABI.
- * 1.0  first version. */
+ * 1.0  first version.
+ * 1.1  send_fd and recv_fd (file descriptor passing; NULL when the
+ *      transport cannot). The host reads them only from a 1.1 plugin. */
 #define EPSEC_TRANSPORT_ABI_MAJOR 1
-#define EPSEC_TRANSPORT_ABI_MINOR 0
+#define EPSEC_TRANSPORT_ABI_MINOR 1
 
 #define EPSEC_TRANSPORT_SYMBOL "epsec_transport_plugin"
 
@@ -63,6 +65,17 @@ struct epsec_transport_plugin {
 	/* Names the remote end, for authorization and logs ("uid=0 pid=42"). */
 	const char *(*peer)(struct epsec_link *link);
 	void (*close)(struct epsec_link *link);
+
+	/* 1.1. As send, with a duplicate of `fd` passed to the peer alongside
+	 * the message's first byte; the caller keeps its own fd. Only starts
+	 * on an empty output buffer: -EAGAIN when the message cannot start
+	 * now (the caller may then send it without the fd). */
+	int (*send_fd)(struct epsec_link *link, const void *msg, size_t len, int fd);
+	/* 1.1. The oldest fd the peer passed and nobody took yet (the caller
+	 * owns it): it came with a message recv has already returned.
+	 * -EAGAIN when none is waiting; -ENOENT when one was passed but lost
+	 * on the way in (this process was out of fds). */
+	int (*recv_fd)(struct epsec_link *link);
 };
 
 #ifdef __cplusplus
