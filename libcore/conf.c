@@ -499,6 +499,78 @@ static int apply_size(const config_setting_t *s, const struct epsec_conf_key *ke
 	return 0;
 }
 
+/* Plugins' "a path or a list of paths" keys, checked alike in every plugin. */
+static int strlist_error(const config_setting_t *s, const char *what, const char *expected)
+{
+	return what ? epsec_conf_error(s, "expected %s (%s)", expected, what)
+		    : epsec_conf_error(s, "expected %s", expected);
+}
+
+static int strlist_entry(const config_setting_t *e, const char *what)
+{
+	if (config_setting_type(e) != CONFIG_TYPE_STRING)
+		return strlist_error(e, what, "a string");
+	if (!config_setting_get_string(e)[0])
+		return strlist_error(e, what, "a non-empty string");
+	return 0;
+}
+
+/* Every entry is checked (and reported) before anything is copied. */
+static int strlist_check(const config_setting_t *s, const char *what, int *count)
+{
+	int n, ret = 0, r;
+
+	*count = 1;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING)
+		return strlist_entry(s, what);
+	if (!is_sequence(s))
+		return strlist_error(s, what, "a string or a list of strings");
+	n = config_setting_length(s);
+	if (n == 0)
+		return strlist_error(s, what, "at least one string");
+	for (int i = 0; i < n; i++)
+		if ((r = strlist_entry(config_setting_get_elem(s, (unsigned)i), what)) < 0)
+			ret = r;
+	*count = n;
+	return ret;
+}
+
+static const char *strlist_at(const config_setting_t *s, int i)
+{
+	return config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s)
+							    : config_setting_get_string_elem(s, i);
+}
+
+/* One block, pointers then the strings: the plugin keeps it past the
+ * config_t and frees it without a host call. */
+int epsec_conf_strlist(const config_setting_t *s, const char *what, char ***out, size_t *n)
+{
+	size_t bytes = 0, len;
+	int count, r;
+	char **v, *p;
+
+	*out = NULL;
+	*n = 0;
+	r = strlist_check(s, what, &count);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < count; i++)
+		bytes += strlen(strlist_at(s, i)) + 1;
+	v = malloc(((size_t)count + 1) * sizeof(*v) + bytes);
+	if (!v)
+		return -ENOMEM;
+	p = (char *)(v + count + 1);
+	for (int i = 0; i < count; i++) {
+		len = strlen(strlist_at(s, i)) + 1;
+		v[i] = memcpy(p, strlist_at(s, i), len);
+		p += len;
+	}
+	v[count] = NULL;
+	*out = v;
+	*n = (size_t)count;
+	return 0;
+}
+
 static int apply_intlist(const config_setting_t *s, const struct epsec_conf_key *key,
 			 struct epsec_intlist *out)
 {

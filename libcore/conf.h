@@ -77,6 +77,13 @@ int epsec_conf_check_keys(const config_setting_t *group, const char *const *allo
  * "100M" (K, M, G). 0, or -EINVAL when it is neither (nothing reported). */
 int epsec_conf_size(const config_setting_t *s, int64_t *out);
 
+/* A string, or a non-empty list of non-empty strings (a plugin's "database"
+ * or "rules"): 0, *out a NULL-terminated array of *n copies in one malloc'd
+ * block that a single free(*out) releases. Each mistake is reported, with
+ * `what` (may be NULL) in parentheses naming what the strings are, and
+ * makes it -EINVAL; -ENOMEM is not reported. On failure *out is NULL. */
+int epsec_conf_strlist(const config_setting_t *s, const char *what, char ***out, size_t *n);
+
 /* Split "scheme://rest". 0, or -EINVAL when it is not a URI. The scheme is
  * copied into `scheme` (at most `len` bytes with NUL); *rest points into uri. */
 int epsec_uri_split(const char *uri, char *scheme, size_t len, const char **rest);

@@ -1,5 +1,6 @@
 /* The one struct epsec_host of this process: what every plugin it loads
- * may call back into (logging and config error reporting). */
+ * may call back into (logging, config error reporting and config values
+ * read the way epsec's own files read them). */
 #include "config.h"
 #include "host.h"
 
@@ -15,6 +16,7 @@ static struct epsec_host host = {
 	.conf_error = epsec_conf_error,
 	.conf_check_keys = epsec_conf_check_keys,
 	.conf_size = epsec_conf_size,
+	.conf_strlist = epsec_conf_strlist,
 };
 
 void epsec_host_init(const char *program)

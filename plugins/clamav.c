@@ -41,7 +41,7 @@ static const struct clam_limit clam_limits[] = {
 
 struct clam {
 	const struct epsec_host *host;
-	char **db; /* database files or directories, as configured */
+	char **db; /* database files or directories: one block, from host->conf_strlist */
 	size_t n_db;
 	long long limit[N_LIMITS];
 	bool limit_set[N_LIMITS];
@@ -98,46 +98,14 @@ static int parse_limit(struct clam *c, const config_setting_t *s, size_t i)
 	return 0;
 }
 
-static int add_db(struct clam *c, const config_setting_t *s)
-{
-	const char *path;
-	char **v;
-
-	if (config_setting_type(s) != CONFIG_TYPE_STRING || !config_setting_get_string(s)[0])
-		return c->host->conf_error(s, "expected a database file or directory");
-	path = config_setting_get_string(s);
-	v = realloc(c->db, (c->n_db + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	c->db = v;
-	c->db[c->n_db] = strdup(path);
-	if (!c->db[c->n_db])
-		return -ENOMEM;
-	c->n_db++;
-	return 0;
-}
-
 /* database = "dir or file"; or a list of them. */
 static int parse_database(struct clam *c, const config_setting_t *cfg)
 {
 	const config_setting_t *s = cfg ? config_setting_get_member(cfg, "database") : NULL;
-	int n, r;
 
 	if (!s)
 		return c->host->conf_error(cfg, "clamav needs options { database = \"DIR or FILE\"; }");
-	if (config_setting_type(s) == CONFIG_TYPE_STRING)
-		return add_db(c, s);
-	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
-		return c->host->conf_error(s, "expected a database file or directory, or a list of them");
-	n = config_setting_length(s);
-	if (n == 0)
-		return c->host->conf_error(s, "expected at least one database file or directory");
-	for (int i = 0; i < n; i++) {
-		r = add_db(c, config_setting_get_elem(s, (unsigned)i));
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return c->host->conf_strlist(s, "database files or directories", &c->db, &c->n_db);
 }
 
 static int parse_options(struct clam *c, const config_setting_t *cfg)
@@ -322,8 +290,6 @@ static void clam_close(void *state)
 		return;
 	if (c->engine)
 		engine_put(c->engine);
-	for (size_t i = 0; i < c->n_db; i++)
-		free(c->db[i]);
 	free(c->db);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->reload_lock);

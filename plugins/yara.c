@@ -58,7 +58,7 @@ struct ytls {
 
 struct yara {
 	const struct epsec_host *host;
-	char **paths;
+	char **paths; /* rule files or directories: one block, from host->conf_strlist */
 	size_t n_paths;
 	int compiled; /* -1: detect, 0: sources, 1: precompiled */
 	int timeout;
@@ -93,43 +93,14 @@ static bool is_int(const config_setting_t *s)
 	       config_setting_type(s) == CONFIG_TYPE_INT64;
 }
 
-static int add_path(struct yara *y, const config_setting_t *s)
-{
-	char **v;
-
-	if (config_setting_type(s) != CONFIG_TYPE_STRING || !config_setting_get_string(s)[0])
-		return y->host->conf_error(s, "expected a rule file or directory");
-	v = realloc(y->paths, (y->n_paths + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	y->paths = v;
-	y->paths[y->n_paths] = strdup(config_setting_get_string(s));
-	if (!y->paths[y->n_paths])
-		return -ENOMEM;
-	y->n_paths++;
-	return 0;
-}
-
+/* rules = "file or dir"; or a list of them. */
 static int parse_rules(struct yara *y, const config_setting_t *cfg)
 {
 	const config_setting_t *s = cfg ? config_setting_get_member(cfg, "rules") : NULL;
-	int n, r;
 
 	if (!s)
 		return y->host->conf_error(cfg, "yara needs options { rules = \"FILE or DIR\"; }");
-	if (config_setting_type(s) == CONFIG_TYPE_STRING)
-		return add_path(y, s);
-	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
-		return y->host->conf_error(s, "expected a rule file or directory, or a list of them");
-	n = config_setting_length(s);
-	if (n == 0)
-		return y->host->conf_error(s, "expected at least one rule file or directory");
-	for (int i = 0; i < n; i++) {
-		r = add_path(y, config_setting_get_elem(s, (unsigned)i));
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return y->host->conf_strlist(s, "rule files or directories", &y->paths, &y->n_paths);
 }
 
 static int parse_whole_max(struct yara *y, const config_setting_t *s)
@@ -767,8 +738,6 @@ static void yara_close(void *state)
 		pthread_key_delete(y->key);
 	}
 	set_unref(y->set);
-	for (size_t i = 0; i < y->n_paths; i++)
-		free(y->paths[i]);
 	free(y->paths);
 	if (y->yr_ready)
 		yr_finalize();

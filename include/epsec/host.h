@@ -27,9 +27,10 @@ enum epsec_log_level {
 /* ABI of struct epsec_host.
  * 1.0  first version.
  * 1.1  conf_size. A plugin that calls it on a host that may be older
- *      checks host->struct_size covers it first. */
+ *      checks host->struct_size covers it first.
+ * 1.2  conf_strlist (the same check applies). */
 #define EPSEC_HOST_ABI_MAJOR 1
-#define EPSEC_HOST_ABI_MINOR 1
+#define EPSEC_HOST_ABI_MINOR 2
 
 struct epsec_host {
 	uint32_t abi_major;
@@ -54,6 +55,19 @@ struct epsec_host {
 	 * such as "100M" (K, M, G). 0 and *out, or -EINVAL when it is neither
 	 * (not reported: the plugin says what it expected). */
 	int (*conf_size)(const config_setting_t *setting, int64_t *out);
+
+	/* 1.2: a string or a non-empty list of non-empty strings, such as
+	 * `database = "/a";` or `rules = [ "/a", "/b" ];`. 0, and in *out a
+	 * NULL-terminated array of *n copies the plugin owns: one malloc'd
+	 * block, released by a single free(*out) (never free the strings).
+	 * Every mistake is reported the way conf_error does (FILE:LINE: KEY:)
+	 * "expected a string or a list of strings (WHAT)", "expected at least
+	 * one string (WHAT)", or, at the entry at fault, "expected a string
+	 * (WHAT)" / "expected a non-empty string (WHAT)"; WHAT is `what`, e.g.
+	 * "rule files or directories" (NULL leaves it out). Then -EINVAL;
+	 * -ENOMEM is not reported. `setting` must not be NULL. */
+	int (*conf_strlist)(const config_setting_t *setting, const char *what, char ***out,
+			    size_t *n);
 };
 
 #ifdef __cplusplus

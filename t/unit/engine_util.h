@@ -1,21 +1,63 @@
-/* Shared by the engine unit tests (test_clamav, test_yara): files in
+/* Shared by the engine unit tests (test_clamav, test_yara): the plugin
+ * loaded through the real loader beside a scratch directory, files in
  * memory behind epsec_file->pread, plugin options from a config string,
- * log lines captured for assertions, and a scratch directory. */
+ * log lines captured for assertions, and refused options. */
 #ifndef EPSEC_TEST_ENGINE_UTIL_H
 #define EPSEC_TEST_ENGINE_UTIL_H
 
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <cmocka.h>
 #include <libconfig.h>
 #include <epsec/plugin.h>
 
 #include "host.h"
+#include "loader.h"
 #include "log.h"
+
+/* ---------------------------------------------------------------- the group */
+
+/* The engine under test and its scratch directory, for the whole group. */
+static const struct epsec_verdict_plugin *plugin;
+static char dir[64];
+
+/* Logging (warnings and worse, to stderr) and the host as test_NAME, the
+ * directory /tmp/epsec-NAME.XXXXXX, and plugin NAME through the loader. */
+static inline int engine_setup(const char *name)
+{
+	static char program[64];
+	int r;
+
+	snprintf(program, sizeof(program), "test_%s", name);
+	epsec_log_open(program, EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
+	epsec_host_init(program);
+	snprintf(dir, sizeof(dir), "/tmp/epsec-%s.XXXXXX", name);
+	if (!mkdtemp(dir)) {
+		dir[0] = '\0';
+		return -errno;
+	}
+	r = epsec_loader_init(NULL);
+	return r ? r : epsec_loader_verdict(name, &plugin);
+}
+
+/* Once the group has closed every state it opened. */
+static inline void engine_teardown(void)
+{
+	char cmd[128];
+
+	epsec_loader_exit();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (dir[0] && system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
 
 /* A file in memory that counts what the plugin read. */
 struct mem_file {
@@ -145,15 +187,37 @@ static inline int captured_has(const char *needle)
 	return r;
 }
 
+/* `plugin` refuses the options of a config text (printf format) with
+ * -EINVAL, opens nothing, and logs a line containing `needle`. */
+static inline void refused(const char *needle, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static inline void refused(const char *needle, const char *fmt, ...)
+{
+	void *s2 = (void *)1;
+	char text[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	capture_start();
+	assert_int_equal(open_opts(plugin, &s2, "%s", text), -EINVAL);
+	capture_stop();
+	assert_null(s2);
+	if (!captured_has(needle))
+		fail_msg("no \"%s\" in the log for %s", needle, text);
+}
+
 /* ---------------------------------------------------------------- files */
 
-static inline int write_file(const char *dir, const char *name, const void *data, size_t len)
+/* `name` in the directory `in` (dir, or one made under it). */
+static inline int write_file(const char *in, const char *name, const void *data, size_t len)
 {
 	char path[4096];
 	FILE *f;
 	size_t n;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", in, name);
 	f = fopen(path, "wb");
 	if (!f)
 		return -errno;
@@ -163,16 +227,16 @@ static inline int write_file(const char *dir, const char *name, const void *data
 	return 0;
 }
 
-static inline int write_text(const char *dir, const char *name, const char *text)
+static inline int write_text(const char *in, const char *name, const char *text)
 {
-	return write_file(dir, name, text, strlen(text));
+	return write_file(in, name, text, strlen(text));
 }
 
-static inline void remove_file(const char *dir, const char *name)
+static inline void remove_file(const char *in, const char *name)
 {
 	char path[4096];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", in, name);
 	unlink(path);
 }
 

@@ -23,9 +23,8 @@
 #define NDB_MARKER "EPSEC-NDB-MARKER-0123456789"
 #define TESTFILES "/usr/share/clamav-testfiles"
 
-static const struct epsec_verdict_plugin *plugin;
 static void *state;
-static char dir[64], eicar[69];
+static char eicar[69];
 static unsigned char *blob, *marked, *later; /* 300 KiB: clean, NDB marker, reload target */
 #define BLOB_LEN (300u * 1024u)
 
@@ -61,10 +60,10 @@ static int write_dbs(void)
 
 static int group_setup(void **st)
 {
-	int r;
+	int r = engine_setup("clamav");
 
-	epsec_log_open("test_clamav", EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
-	epsec_host_init("test_clamav");
+	if (r < 0)
+		return r;
 	eicar_build(eicar);
 	blob = malloc(BLOB_LEN);
 	marked = malloc(BLOB_LEN);
@@ -75,27 +74,16 @@ static int group_setup(void **st)
 	fill_random(marked, BLOB_LEN, 2);
 	memcpy(marked + 200000, NDB_MARKER, strlen(NDB_MARKER));
 	fill_random(later, BLOB_LEN, 3);
-	snprintf(dir, sizeof(dir), "/tmp/epsec-clamav.XXXXXX");
-	if (!mkdtemp(dir) || write_dbs() < 0)
+	if (write_dbs() < 0)
 		return -1;
-	r = epsec_loader_init(NULL);
-	if (r == 0)
-		r = epsec_loader_verdict("clamav", &plugin);
-	if (r == 0)
-		r = open_opts(plugin, &state, "options = { database = \"%s\"; };", dir);
-	return r;
+	return open_opts(plugin, &state, "options = { database = \"%s\"; };", dir);
 }
 
 static int group_teardown(void **st)
 {
-	char cmd[128];
-
 	if (plugin && state)
 		plugin->close(state);
-	epsec_loader_exit();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (dir[0] && system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	engine_teardown();
 	free(blob);
 	free(marked);
 	free(later);
@@ -192,25 +180,6 @@ static void test_database_list(void **st)
 	plugin->close(s2);
 }
 
-static void refused(const char *needle, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void refused(const char *needle, const char *fmt, ...)
-{
-	void *s2 = (void *)1;
-	char text[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	capture_start();
-	assert_int_equal(open_opts(plugin, &s2, "%s", text), -EINVAL);
-	capture_stop();
-	assert_null(s2);
-	if (!captured_has(needle))
-		fail_msg("no \"%s\" in the log for %s", needle, text);
-}
-
 static void test_bad_options(void **st)
 {
 	char missing[128], empty[128];
@@ -231,6 +200,14 @@ static void test_bad_options(void **st)
 		"options = { database = \"/x\"; heuristic_exceeds_max = \"%s\"; };", "yes");
 	refused("database", "options = { database = %s; };", "5");
 	refused("database", "options = { database = %s; };", "[]");
+	/* host->conf_strlist's lines, naming what the strings are. */
+	refused("database: expected a string or a list of strings (database files or directories)",
+		"options = { database = %s; };", "5");
+	refused("database: expected at least one string (database files or directories)",
+		"options = { database = %s; };", "[]");
+	refused("database[1]: expected a string (database files",
+		"options = { database = ( \"%s\", 5 ); };", dir);
+	refused("database: expected a non-empty string", "options = { database = \"%s\"; };", "");
 }
 
 /* A malformed database: the message names it, with libclamav's reason. */

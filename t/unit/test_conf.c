@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "host.h"
 #include "log.h"
 
 /* ------------------------------------------------------------ log capture */
@@ -476,6 +477,77 @@ static void nested_groups(void **state)
 	unload();
 }
 
+/* host->conf_strlist, as a plugin calls it on its options group. */
+static void host_strlist(void **state)
+{
+	const struct epsec_host *h = epsec_host_get();
+	const config_setting_t *o;
+	char **v = (char **)1;
+	size_t n = 99;
+
+	assert_true(h->abi_minor >= 2);
+	assert_true(h->struct_size >=
+		    offsetof(struct epsec_host, conf_strlist) + sizeof(h->conf_strlist));
+	assert_int_equal(load("strlist.conf",
+			      MINIMAL
+			      "options = {\n"
+			      "  one = \"/srv/a\";\n"
+			      "  two = [ \"/srv/a\", \"/srv/b\" ];\n"
+			      "  three = ( \"x\", \"yy\", \"zzz\" );\n"
+			      "  none = [];\n"
+			      "  mixed = ( \"/a\", 3,\n"
+			      "            \"\" );\n"
+			      "  number = 5;\n"
+			      "  group = { a = \"b\"; };\n"
+			      "  blank = \"\";\n"
+			      "};\n"),
+			 0);
+	o = set.options;
+
+	assert_int_equal(h->conf_strlist(config_setting_get_member(o, "one"), "files", &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0], "/srv/a");
+	assert_null(v[1]);
+	free(v);
+	assert_int_equal(h->conf_strlist(config_setting_get_member(o, "two"), NULL, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0], "/srv/a");
+	assert_string_equal(v[1], "/srv/b");
+	assert_null(v[2]);
+	free(v);
+	assert_int_equal(h->conf_strlist(config_setting_get_member(o, "three"), NULL, &v, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[2], "zzz");
+	assert_null(v[3]);
+	free(v);
+	assert_int_equal(nlines, 0);
+
+	/* Each refusal: -EINVAL, nothing handed out, one line per mistake. */
+	v = (char **)1;
+	assert_int_equal(h->conf_strlist(config_setting_get_member(o, "none"), "files", &v, &n),
+			 -EINVAL);
+	assert_null(v);
+	assert_int_equal(n, 0);
+	assert_line(0, 7, "options.none: expected at least one string (files)");
+	assert_int_equal(h->conf_strlist(config_setting_get_member(o, "mixed"), "files", &v, &n),
+			 -EINVAL);
+	assert_null(v);
+	assert_line(1, 8, "options.mixed[1]: expected a string (files)");
+	assert_line(2, 9, "options.mixed[2]: expected a non-empty string (files)");
+	assert_int_equal(h->conf_strlist(config_setting_get_member(o, "number"), "files", &v, &n),
+			 -EINVAL);
+	assert_line(3, 10, "options.number: expected a string or a list of strings (files)");
+	assert_int_equal(h->conf_strlist(config_setting_get_member(o, "group"), NULL, &v, &n),
+			 -EINVAL);
+	assert_line(4, 11, "options.group: expected a string or a list of strings");
+	assert_int_equal(h->conf_strlist(config_setting_get_member(o, "blank"), "files", &v, &n),
+			 -EINVAL);
+	assert_line(5, 12, "options.blank: expected a non-empty string (files)");
+	assert_int_equal(nlines, 6);
+	assert_null(v);
+	unload();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +565,7 @@ int main(void)
 		cmocka_unit_test(uri_forms),
 		cmocka_unit_test(uri_split),
 		cmocka_unit_test(nested_groups),
+		cmocka_unit_test(host_strlist),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, group_setup, group_teardown);

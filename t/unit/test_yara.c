@@ -24,10 +24,8 @@
 #define MIB (1u << 20)
 #define BIG_LEN (3u * MIB)
 
-static const struct epsec_verdict_plugin *plugin;
 static void *state; /* rules = DIR/main.yar, files read whole */
 static void *blocks; /* the same rules, files over 64 KiB scanned in blocks */
-static char dir[64];
 static unsigned char *big;
 
 static const char main_yar[] =
@@ -104,21 +102,14 @@ static int write_rules(void)
 
 static int group_setup(void **st)
 {
-	int r;
+	int r = engine_setup("yara");
 
-	epsec_log_open("test_yara", EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
-	epsec_host_init("test_yara");
+	if (r < 0)
+		return r;
 	big = malloc(BIG_LEN);
-	if (!big)
+	if (!big || write_rules() < 0)
 		return -1;
-	snprintf(dir, sizeof(dir), "/tmp/epsec-yara.XXXXXX");
-	if (!mkdtemp(dir) || write_rules() < 0)
-		return -1;
-	r = epsec_loader_init(NULL);
-	if (r == 0)
-		r = epsec_loader_verdict("yara", &plugin);
-	if (r == 0)
-		r = open_opts(plugin, &state, "options = { rules = \"%s/main.yar\"; };", dir);
+	r = open_opts(plugin, &state, "options = { rules = \"%s/main.yar\"; };", dir);
 	if (r == 0)
 		r = open_opts(plugin, &blocks, "options = { rules = \"%s/main.yar\"; "
 			      "whole_file_max = \"64K\"; timeout = 30; };", dir);
@@ -127,16 +118,11 @@ static int group_setup(void **st)
 
 static int group_teardown(void **st)
 {
-	char cmd[128];
-
 	if (blocks)
 		plugin->close(blocks);
 	if (state)
 		plugin->close(state);
-	epsec_loader_exit();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (dir[0] && system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
+	engine_teardown();
 	free(big);
 	return 0;
 }
@@ -287,30 +273,20 @@ static void test_reads(void **st)
 	assert_int_equal(plugin->scan(blocks, &m.f, &rep), EPSEC_SCAN_ERROR);
 }
 
-static void refused(const char *needle, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void refused(const char *needle, const char *fmt, ...)
-{
-	void *s2 = (void *)1;
-	char text[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	capture_start();
-	assert_int_equal(open_opts(plugin, &s2, "%s", text), -EINVAL);
-	capture_stop();
-	assert_null(s2);
-	if (!captured_has(needle))
-		fail_msg("no \"%s\" in the log for %s", needle, text);
-}
-
 static void test_bad_options(void **st)
 {
 	refused("needs options", "options = { timeout = 3; };");
 	refused("rules", "options = { rules = 3; };");
 	refused("rules", "options = { rules = []; };");
+	/* host->conf_strlist's lines, naming what the strings are. */
+	refused("rules: expected a string or a list of strings (rule files or directories)",
+		"options = { rules = 3; };");
+	refused("rules: expected at least one string (rule files or directories)",
+		"options = { rules = []; };");
+	refused("rules[0]: expected a non-empty string (rule files or directories)",
+		"options = { rules = [ \"\", \"%s/main.yar\" ]; };", dir);
+	refused("rules[1]: expected a string", "options = { rules = ( \"%s/main.yar\", true ); };",
+		dir);
 	refused("nope", "options = { rules = \"%s/nope.yar\"; };", dir);
 	refused("fast", "options = { rules = \"%s/main.yar\"; fast = true; };", dir);
 	refused("timeout", "options = { rules = \"%s/main.yar\"; timeout = -1; };", dir);
