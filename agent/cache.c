@@ -348,6 +348,17 @@ static void advance(uint64_t gen)
 			     (unsigned long long)gen, (unsigned long long)old);
 }
 
+uint64_t vsep_cache_current_generation(void)
+{
+	return atomic_load(&C.gen);
+}
+
+void vsep_cache_generation(uint64_t generation)
+{
+	if (generation > atomic_load(&C.gen))
+		advance(generation);
+}
+
 void vsep_cache_store(const struct stat *st, enum vsep_action action, uint64_t generation)
 {
 	struct entry k, *e;

@@ -28,6 +28,11 @@ bool vsep_cache_lookup(const struct stat *st, enum vsep_action *action,
  * newer generation than any seen before drops every older verdict and
  * every ignore mark first; an older one is not kept. */
 void vsep_cache_store(const struct stat *st, enum vsep_action action, uint64_t generation);
+/* The mux says an SVA has a newer signature generation (GENERATION): as
+ * for a verdict of it, every older verdict and ignore mark goes now. */
+void vsep_cache_generation(uint64_t generation);
+/* The newest generation heard of (0: none yet), for status. */
+uint64_t vsep_cache_current_generation(void);
 /* After allowing an open/exec of `fd` (a clean verdict of `generation`
  * for the file at `st`): ask the kernel not to report its opens again
  * until it is written. Never waits: does nothing when ignore marks are

@@ -9,6 +9,7 @@
 #include <epsec/version.h>
 
 #include "ctl.h"
+#include "cache.h"
 #include "held.h"
 #include "log.h"
 #include "mux.h"
@@ -115,6 +116,7 @@ static struct json_object *status(void)
 	json_object_object_add(o, "counters", counters());
 	add_num(o, "in_flight", vsep_held_count());
 	add_num(o, "inline_bytes", vsep_workers_inline_bytes());
+	add_num(o, "generation", vsep_cache_current_generation());
 	return o;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <epsec/version.h>
 
+#include "cache.h"
 #include "held.h"
 #include "link.h"
 #include "log.h"
@@ -142,14 +143,12 @@ static void drop(const char *why)
 
 static int send_hello(void)
 {
-	static char *caps[] = { (char *)EPSEC_CAP_FD };
+	static char *caps[] = { (char *)EPSEC_CAP_GENERATION, (char *)EPSEC_CAP_FD };
 	Epsec__Hello h = EPSEC__HELLO__INIT;
 	epsec_msg env = EPSEC__ENVELOPE__INIT;
 
-	if (epsec_conn_passes_fds(mux.conn)) {
-		h.n_capabilities = 1;
-		h.capabilities = caps;
-	}
+	h.n_capabilities = epsec_conn_passes_fds(mux.conn) ? 2 : 1;
+	h.capabilities = caps;
 	h.version_min = EPSEC_PROTO_VERSION_MIN;
 	h.version_max = EPSEC_PROTO_VERSION_MAX;
 	h.role = EPSEC__ROLE__ROLE_AGENT;
@@ -297,6 +296,10 @@ static void on_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
 	case EPSEC__ENVELOPE__BODY_READ:
 		if (mux.state == MUX_READY)
 			on_read(m->read);
+		break;
+	case EPSEC__ENVELOPE__BODY_GENERATION:
+		if (mux.state == MUX_READY)
+			vsep_cache_generation(m->generation->generation);
 		break;
 	default:
 		break;

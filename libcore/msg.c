@@ -22,17 +22,18 @@ static const uint32_t role_may_send[] = {
 	[EPSEC_ROLE_SVA] = BIT(EPSEC__ENVELOPE__BODY_HELLO) | BIT(EPSEC__ENVELOPE__BODY_READ) |
 			   BIT(EPSEC__ENVELOPE__BODY_VERDICT) | BIT(EPSEC__ENVELOPE__BODY_PING) |
 			   BIT(EPSEC__ENVELOPE__BODY_PONG) | BIT(EPSEC__ENVELOPE__BODY_ERROR) |
-			   BIT(EPSEC__ENVELOPE__BODY_LOG),
+			   BIT(EPSEC__ENVELOPE__BODY_LOG) | BIT(EPSEC__ENVELOPE__BODY_GENERATION),
 	[EPSEC_ROLE_MUX] = BIT(EPSEC__ENVELOPE__BODY_WELCOME) | BIT(EPSEC__ENVELOPE__BODY_EVENT) |
 			   BIT(EPSEC__ENVELOPE__BODY_READ) | BIT(EPSEC__ENVELOPE__BODY_DATA) |
 			   BIT(EPSEC__ENVELOPE__BODY_VERDICT) | BIT(EPSEC__ENVELOPE__BODY_ERROR) |
-			   BIT(EPSEC__ENVELOPE__BODY_PING) | BIT(EPSEC__ENVELOPE__BODY_PONG),
+			   BIT(EPSEC__ENVELOPE__BODY_PING) | BIT(EPSEC__ENVELOPE__BODY_PONG) |
+			   BIT(EPSEC__ENVELOPE__BODY_GENERATION),
 	[EPSEC_ROLE_CTL] = BIT(EPSEC__ENVELOPE__BODY_HELLO) | BIT(EPSEC__ENVELOPE__BODY_PING),
 };
 
 static const char *const msg_names[] = {
 	"NONE", "HELLO", "WELCOME", "EVENT", "READ", "DATA",
-	"VERDICT", "ERROR", "PING", "PONG", "LOG",
+	"VERDICT", "ERROR", "PING", "PONG", "LOG", "GENERATION",
 };
 
 static const char *const role_names[] = { "none", "agent", "mux", "sva", "ctl" };
@@ -87,7 +88,7 @@ bool epsec_msg_allowed(enum epsec_role role, Epsec__Envelope__BodyCase body)
 {
 	if ((unsigned)role >= sizeof(role_may_send) / sizeof(role_may_send[0]))
 		return false;
-	if ((unsigned)body > EPSEC__ENVELOPE__BODY_LOG)
+	if ((unsigned)body > EPSEC__ENVELOPE__BODY_GENERATION)
 		return false;
 	return role_may_send[role] & BIT(body);
 }
@@ -239,6 +240,8 @@ static int check_body(const epsec_msg *m)
 		return m->error->code ? 0 : refuse(-EBADMSG, "ERROR code 0");
 	case EPSEC__ENVELOPE__BODY_LOG:
 		return m->log->level <= 7 ? 0 : refuse(-EBADMSG, "LOG level %u", m->log->level);
+	case EPSEC__ENVELOPE__BODY_GENERATION:
+		return m->generation->generation ? 0 : refuse(-EBADMSG, "GENERATION 0");
 	default:
 		return 0;
 	}

@@ -18,6 +18,8 @@ typedef Epsec__Envelope epsec_msg;
 /* HELLO/WELCOME capability: this peer passes and takes file descriptors
  * with EVENTs (Event.local_fd) on links that can carry them. */
 #define EPSEC_CAP_FD "fd"
+/* HELLO/WELCOME capability: this peer takes GENERATION messages. */
+#define EPSEC_CAP_GENERATION "generation"
 
 enum epsec_role {
 	EPSEC_ROLE_AGENT = EPSEC__ROLE__ROLE_AGENT,

@@ -343,19 +343,19 @@ static int adopt_hello(struct mux_conn *pc, const Epsec__Hello *h)
 	pc->generation = h->has_generation ? h->generation : 0;
 	pc->fds = pc->mux->set->pass_fds && epsec_conn_passes_fds(pc->conn) &&
 		  epsec_caps_has(h->capabilities, h->n_capabilities, EPSEC_CAP_FD);
+	pc->takes_generation =
+		epsec_caps_has(h->capabilities, h->n_capabilities, EPSEC_CAP_GENERATION);
 	return copy_engines(pc, h);
 }
 
 static int send_welcome(struct mux_conn *pc)
 {
-	static char *caps[] = { (char *)EPSEC_CAP_FD };
+	static char *caps[] = { (char *)EPSEC_CAP_GENERATION, (char *)EPSEC_CAP_FD };
 	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
 	Epsec__Welcome w = EPSEC__WELCOME__INIT;
 
-	if (pc->fds) {
-		w.n_capabilities = 1;
-		w.capabilities = caps;
-	}
+	w.n_capabilities = pc->fds ? 2 : 1;
+	w.capabilities = caps;
 	w.version = pc->version;
 	w.id = (char *)pc->mux->set->common.id;
 	w.build = (char *)(EPSEC_VERSION " (" EPSEC_BUILD_ID ")");
@@ -406,6 +406,44 @@ static int welcome(struct mux_conn *pc, const Epsec__Hello *h)
 	return 0;
 }
 
+/* ------------------------------------------------------------ generations */
+
+static int send_generation(struct mux_conn *agent, uint64_t generation)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Generation g = EPSEC__GENERATION__INIT;
+
+	if (!agent->takes_generation)
+		return 0;
+	g.generation = generation;
+	env.body_case = EPSEC__ENVELOPE__BODY_GENERATION;
+	env.generation = &g;
+	return epsec_conn_send(agent->conn, &env);
+}
+
+/* An SVA has signatures newer than any before (a reload, or a new SVA):
+ * every agent hears it now, so verdicts it cached and ignore marks it
+ * placed under older signatures go before the next open, not after the
+ * next verdict. */
+static void note_generation(struct mux *mx, struct mux_conn *sva, uint64_t generation)
+{
+	size_t told = 0;
+
+	sva->generation = generation;
+	if (generation <= mx->generation)
+		return;
+	mx->generation = generation;
+	for (struct mux_list *n = mx->agents.next; n != &mx->agents; n = n->next) {
+		struct mux_conn *agent = MUX_CONTAINER(n, struct mux_conn, link);
+
+		if (!agent->rejected && agent->takes_generation &&
+		    send_generation(agent, generation) == 0)
+			told++;
+	}
+	EPSEC_INFO("signature generation %llu (sva %s): told %zu agent(s)",
+		   (unsigned long long)generation, conn_name(sva), told);
+}
+
 static void on_hello(struct mux_conn *pc, const Epsec__Hello *h)
 {
 	struct mux *mx = pc->mux;
@@ -416,6 +454,10 @@ static void on_hello(struct mux_conn *pc, const Epsec__Hello *h)
 	mux_list_del(&pc->link);
 	mux_list_add_tail(pc->route.is_sva ? &mx->svas : &mx->agents, &pc->link);
 	log_welcome(pc);
+	if (pc->route.is_sva)
+		note_generation(mx, pc, pc->generation);
+	else if (mx->generation)
+		send_generation(pc, mx->generation);
 }
 
 /* ------------------------------------------------------------ agents */
@@ -589,7 +631,7 @@ static bool sva_verdict(struct mux_conn *pc, epsec_msg *m)
 	mx->counters.verdicts++;
 	/* A reload bumps the generation; the SVA's HELLO said the old one. */
 	if (m->verdict->has_generation)
-		pc->generation = m->verdict->generation;
+		note_generation(mx, pc, m->verdict->generation);
 	if ((rc = epsec_conn_send(agent, m)) < 0)
 		undelivered(mx, "VERDICT", m->verdict->req_id, rc);
 	else
@@ -637,6 +679,10 @@ static void sva_msg(struct mux_conn *pc, epsec_msg *m)
 		break;
 	case EPSEC__ENVELOPE__BODY_LOG:
 		peer_log(pc, m->log);
+		epsec_msg_free(m);
+		break;
+	case EPSEC__ENVELOPE__BODY_GENERATION:
+		note_generation(pc->mux, pc, m->generation->generation);
 		epsec_msg_free(m);
 		break;
 	default:

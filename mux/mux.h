@@ -46,6 +46,7 @@ struct mux_conn {
 	size_t n_engines;
 	uint64_t generation;     /* SVA */
 	bool fds;                /* both ends pass fds (capability "fd") */
+	bool takes_generation;   /* agent: said capability "generation" */
 	uint64_t events;         /* agent: EVENTs sent us; SVA: events given it */
 	uint64_t last_seen_ms;
 	int log_fd;              /* its DEBUG_DEST=2 file, -1 until needed */
@@ -72,6 +73,7 @@ struct mux {
 	uint64_t now_us;            /* when the message being handled arrived */
 	int timer;
 	uint64_t started_ms;
+	uint64_t generation;        /* the newest any SVA has said */
 };
 
 /* Listen on every endpoint of `set` (which must outlive the mux) and start

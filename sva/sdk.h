@@ -79,12 +79,14 @@ struct epsec_session {
 	uint64_t epoch; /* bumped whenever a connection is lost */
 	atomic_bool connected;
 	_Atomic uint64_t generation;
+	atomic_bool generation_news; /* set: tell the mux (if it listens) */
 
 	/* The network thread's alone once it runs. */
 	struct epsec_loop *loop;
 	pthread_t thread;
 	struct epsec_conn *conn;
 	bool welcomed;
+	bool mux_takes_generation; /* its WELCOME said "generation" */
 	bool lost_logged;
 	int timer;
 	unsigned backoff_ms;

@@ -179,7 +179,7 @@ static int session_alloc(const struct epsec_session_config *cfg, struct epsec_se
 
 static int send_hello(struct epsec_session *s)
 {
-	static char *caps[] = { (char *)EPSEC_CAP_FD };
+	static char *caps[] = { (char *)EPSEC_CAP_GENERATION, (char *)EPSEC_CAP_FD };
 	Epsec__Envelope m = EPSEC__ENVELOPE__INIT;
 	Epsec__Hello h = EPSEC__HELLO__INIT;
 
@@ -192,10 +192,8 @@ static int send_hello(struct epsec_session *s)
 	h.engines = s->engines;
 	h.has_generation = 1;
 	h.generation = atomic_load(&s->generation);
-	if (epsec_conn_passes_fds(s->conn)) {
-		h.n_capabilities = 1;
-		h.capabilities = caps;
-	}
+	h.n_capabilities = epsec_conn_passes_fds(s->conn) ? 2 : 1;
+	h.capabilities = caps;
 	m.body_case = EPSEC__ENVELOPE__BODY_HELLO;
 	m.hello = &h;
 	return epsec_conn_send(s->conn, &m);
@@ -370,6 +368,10 @@ static void on_welcome(struct epsec_session *s, const Epsec__Welcome *w)
 	if (s->welcomed)
 		return;
 	s->welcomed = true;
+	s->mux_takes_generation =
+		epsec_caps_has(w->capabilities, w->n_capabilities, EPSEC_CAP_GENERATION);
+	/* HELLO carried the generation: nothing older to correct. */
+	atomic_store(&s->generation_news, false);
 	s->lost_logged = false;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	atomic_store(&s->connected, true);
@@ -541,11 +543,29 @@ static void check_handshake(struct epsec_session *s)
 	conn_lost(s, -ETIMEDOUT);
 }
 
+/* A reload's new generation, to a mux that passes it on to the agents:
+ * their cached verdicts go now, not at the next verdict they get. */
+static void send_generation(struct epsec_session *s)
+{
+	Epsec__Envelope m = EPSEC__ENVELOPE__INIT;
+	Epsec__Generation g = EPSEC__GENERATION__INIT;
+
+	if (!s->welcomed || !s->mux_takes_generation ||
+	    !atomic_exchange(&s->generation_news, false))
+		return;
+	g.generation = atomic_load(&s->generation);
+	m.body_case = EPSEC__ENVELOPE__BODY_GENERATION;
+	m.generation = &g;
+	if (epsec_conn_send(s->conn, &m) < 0)
+		atomic_store(&s->generation_news, true); /* again next tick */
+}
+
 static void net_service(struct epsec_session *s)
 {
 	maybe_connect(s);
 	check_handshake(s);
 	drain_outbox(s);
+	send_generation(s);
 }
 
 static void net_tick(struct epsec_loop *loop, void *arg)
@@ -693,6 +713,8 @@ int epsec_session_next(struct epsec_session *s, struct epsec_event **ev, int tim
 void epsec_session_set_generation(struct epsec_session *s, uint64_t generation)
 {
 	atomic_store(&s->generation, generation);
+	atomic_store(&s->generation_news, true);
+	epsec_sva_kick(s);
 }
 
 bool epsec_session_connected(struct epsec_session *s)

@@ -90,7 +90,9 @@ int epsec_session_open(const struct epsec_session_config *cfg, struct epsec_sess
  * Not to be called once epsec_session_close has returned. */
 int epsec_session_next(struct epsec_session *s, struct epsec_event **ev, int timeout_ms);
 /* Bump the signature generation (and the one in the HELLO of later
- * reconnects); agents drop cached verdicts of older ones. A verdict
+ * reconnects); agents drop cached verdicts of older ones: at once, since
+ * the session tells the mux (GENERATION) and the mux tells every agent.
+ * Thread-safe. A verdict
  * reports the generation current when its event was handed out by
  * epsec_session_next, so call this once the new signatures are in use:
  * an event scanned across the swap then reports the older generation,

@@ -106,14 +106,18 @@ for d in "$M" "$D"; do
 done
 
 # A new signature generation: every cached verdict and every ignore mark
-# goes, learnt from the first verdict that carries it.
+# goes at once: the SVA tells the mux, the mux tells the agent (GENERATION),
+# with no open in between.
+vsep_generation() { vsep_json | jq -r '.generation'; }
+agent_has_sva_generation() { [ "$(vsep_generation)" = "$(sva_generation)" ]; }
 g0=$(sva_generation)
+check "the agent knows the SVA's generation" wait_until 5 agent_has_sva_generation
 reload=$("$CTL" -s "$T/run/epsec-sva.ctl" reload 2>&1)
 if [ "$(sva_generation)" = "$g0" ]; then
 	fail "epsecctl reload bumps the SVA's generation ($reload)"
 else
-	opens "$M/g.txt"
-	wait_until 5 in_flight_zero
+	check "after a reload the agent hears the new generation with no open" \
+		wait_until 5 agent_has_sva_generation
 	for d in "$M" "$D"; do
 		kind=$([ "$d" = "$M" ] && echo mount || echo inode)
 		check "[$kind] after a generation bump an ignore-marked file is scanned again" \

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <epsec/transport.h>
 
-#define NBODY 10 /* HELLO .. LOG */
+#define NBODY 11 /* HELLO .. GENERATION */
 
 /* Storage for one message of each type, filled with distinctive values. */
 struct sample {
@@ -28,6 +28,7 @@ struct sample {
 	Epsec__Ping ping;
 	Epsec__Pong pong;
 	Epsec__Log log;
+	Epsec__Generation generation;
 };
 
 static char *caps[] = { "cap-a", "cap-b" };
@@ -47,6 +48,7 @@ static void sample_init(struct sample *s, Epsec__Envelope__BodyCase body)
 	Epsec__Ping pi = EPSEC__PING__INIT;
 	Epsec__Pong po = EPSEC__PONG__INIT;
 	Epsec__Log lg = EPSEC__LOG__INIT;
+	Epsec__Generation g = EPSEC__GENERATION__INIT;
 	size_t i;
 
 	for (i = 0; i < sizeof(inline_bytes); i++)
@@ -71,8 +73,10 @@ static void sample_init(struct sample *s, Epsec__Envelope__BodyCase body)
 	pi.seq = 12, po.seq = 13;
 	lg.level = 6, lg.text = "hello from the agent", lg.source = "vsep";
 	lg.has_time_ns = 1, lg.time_ns = 99;
+	g.generation = 1795000000;
 	s->env = env, s->hello = h, s->welcome = w, s->event = e, s->read = r, s->data = d;
 	s->verdict = v, s->error = er, s->ping = pi, s->pong = po, s->log = lg;
+	s->generation = g;
 	s->env.body_case = body;
 	switch (body) {
 	case EPSEC__ENVELOPE__BODY_HELLO: s->env.hello = &s->hello; break;
@@ -85,6 +89,7 @@ static void sample_init(struct sample *s, Epsec__Envelope__BodyCase body)
 	case EPSEC__ENVELOPE__BODY_PING: s->env.ping = &s->ping; break;
 	case EPSEC__ENVELOPE__BODY_PONG: s->env.pong = &s->pong; break;
 	case EPSEC__ENVELOPE__BODY_LOG: s->env.log = &s->log; break;
+	case EPSEC__ENVELOPE__BODY_GENERATION: s->env.generation = &s->generation; break;
 	default: break;
 	}
 }
@@ -94,12 +99,13 @@ static bool expect_allowed(enum epsec_role role, int body)
 {
 	static const char *const table[] = {
 		[EPSEC_ROLE_AGENT] = "HELLO EVENT DATA PING PONG LOG ERROR",
-		[EPSEC_ROLE_SVA] = "HELLO READ VERDICT PING PONG ERROR LOG",
-		[EPSEC_ROLE_MUX] = "WELCOME EVENT READ DATA VERDICT ERROR PING PONG",
+		[EPSEC_ROLE_SVA] = "HELLO READ VERDICT PING PONG ERROR LOG GENERATION",
+		[EPSEC_ROLE_MUX] = "WELCOME EVENT READ DATA VERDICT ERROR PING PONG GENERATION",
 		[EPSEC_ROLE_CTL] = "HELLO PING",
 	};
 	static const char *const names[] = { "", "HELLO", "WELCOME", "EVENT", "READ", "DATA",
-					     "VERDICT", "ERROR", "PING", "PONG", "LOG" };
+					     "VERDICT", "ERROR", "PING", "PONG", "LOG",
+					     "GENERATION" };
 	const char *p = table[role];
 	size_t n = strlen(names[body]);
 
@@ -218,6 +224,9 @@ static void check_round_trip(const epsec_msg *m, Epsec__Envelope__BodyCase body)
 		assert_int_equal(m->log->level, 6);
 		assert_string_equal(m->log->text, "hello from the agent");
 		assert_string_equal(m->log->source, "vsep");
+		break;
+	case EPSEC__ENVELOPE__BODY_GENERATION:
+		assert_int_equal(m->generation->generation, 1795000000);
 		break;
 	default:
 		fail();
@@ -456,6 +465,7 @@ static void verdict_no_action(struct sample *s) { s->verdict.action = EPSEC__ACT
 static void verdict_bad_action(struct sample *s) { s->verdict.action = (Epsec__Action)-3; }
 static void log_bad_level(struct sample *s) { s->log.level = 8; }
 static void error_no_code(struct sample *s) { s->error.code = 0; }
+static void generation_zero(struct sample *s) { s->generation.generation = 0; }
 
 static void test_semantics(void **state)
 {
@@ -473,6 +483,8 @@ static void test_semantics(void **state)
 				       EPSEC_ROLE_SVA), -EBADMSG);
 	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_VERDICT, verdict_bad_action,
 				       EPSEC_ROLE_MUX), -EBADMSG);
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_GENERATION, generation_zero,
+				       EPSEC_ROLE_SVA), -EBADMSG);
 	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_LOG, log_bad_level, EPSEC_ROLE_AGENT),
 			 -EBADMSG);
 	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_ERROR, error_no_code, EPSEC_ROLE_MUX),
