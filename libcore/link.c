@@ -657,6 +657,11 @@ void epsec_listener_close(struct epsec_listener *l)
 	listener_unref(l);
 }
 
+bool epsec_listener_passes_fds(const struct epsec_listener *l)
+{
+	return !l->closed && tr_passes_fds(l->tr);
+}
+
 /* One fd kept in reserve for when the process runs out (EMFILE). */
 static atomic_int spare_fd = -1;
 

@@ -29,6 +29,8 @@ int epsec_listen(struct epsec_loop *loop, const char *uri, const config_setting_
 		 enum epsec_role peer_role, epsec_conn_accept_fn on_accept, void *arg,
 		 struct epsec_listener **out);
 void epsec_listener_close(struct epsec_listener *l);
+/* Whether links accepted here can pass file descriptors (unix://). */
+bool epsec_listener_passes_fds(const struct epsec_listener *l);
 
 int epsec_connect(struct epsec_loop *loop, const char *uri, const config_setting_t *opts,
 		  enum epsec_role peer_role, struct epsec_conn **out);

@@ -341,7 +341,10 @@ static int adopt_hello(struct mux_conn *pc, const Epsec__Hello *h)
 	if (!pc->id || !pc->build)
 		return -ENOMEM;
 	pc->generation = h->has_generation ? h->generation : 0;
+	/* An agent sends no bytes with an fd: offered only when an SVA can
+	 * get the fd in turn, else every scan would pull all through READ. */
 	pc->fds = pc->mux->set->pass_fds && epsec_conn_passes_fds(pc->conn) &&
+		  (pc->route.is_sva || pc->mux->sva_fds) &&
 		  epsec_caps_has(h->capabilities, h->n_capabilities, EPSEC_CAP_FD);
 	pc->takes_generation =
 		epsec_caps_has(h->capabilities, h->n_capabilities, EPSEC_CAP_GENERATION);
@@ -788,6 +791,8 @@ static int listen_all(struct mux *mx, const struct epsec_strlist *uris, enum eps
 			return rc;
 		}
 		mx->n_endpoints++;
+		if (role == EPSEC_ROLE_SVA && epsec_listener_passes_fds(ep->listener))
+			mx->sva_fds = true;
 		EPSEC_INFO("listening for %ss on %s", role == EPSEC_ROLE_SVA ? "SVA" : "agent",
 			   ep->uri);
 	}

@@ -74,6 +74,7 @@ struct mux {
 	int timer;
 	uint64_t started_ms;
 	uint64_t generation;        /* the newest any SVA has said */
+	bool sva_fds;               /* some SVA endpoint can take fds */
 };
 
 /* Listen on every endpoint of `set` (which must outlive the mux) and start

@@ -1,5 +1,6 @@
 /* Unit tests for libcore/frame.c: the pure parser and the non-blocking
- * framer over real socketpairs. */
+ * framer over real socketpairs, fd passing (SCM_RIGHTS) included; each fd
+ * test counts /proc/self/fd before and after, so a leaked fd fails it. */
 #include "config.h"
 #include "frame.h"
 
@@ -9,9 +10,14 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <epsec/transport.h>
@@ -387,6 +393,482 @@ static void test_send_to_closed_peer(void **state)
 	assert_int_equal(r, -EPIPE);
 }
 
+/* ------------------------------------------------------------ fd passing */
+
+/* Open fds of this process: each fd test ends with as many as it began. */
+static int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own fd */
+}
+
+/* A pair whose framers pass fds, made inside the test so the count
+ * taken before it covers everything the test opens. */
+static void fdpair_open(struct pair *p, bool pass0, bool pass1)
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p->fd),
+			 0);
+	epsec_framer_init(&p->f[0], p->fd[0], 0);
+	epsec_framer_init(&p->f[1], p->fd[1], 0);
+	p->f[0].pass_fds = pass0;
+	p->f[1].pass_fds = pass1;
+}
+
+static void fdpair_close(struct pair *p)
+{
+	epsec_framer_free(&p->f[0]);
+	epsec_framer_free(&p->f[1]);
+	close(p->fd[0]);
+	close(p->fd[1]);
+}
+
+/* An unlinked temp file: its inode names it. */
+static int temp_file(ino_t *ino)
+{
+	char path[] = "/tmp/epsec-test-frame.XXXXXX";
+	int fd = mkstemp(path);
+	struct stat st;
+
+	assert_true(fd >= 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	*ino = st.st_ino;
+	return fd;
+}
+
+static ino_t fd_ino(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return st.st_ino;
+}
+
+/* As a level-triggered loop reads: -EAGAIN after a short read is answered
+ * by asking again only when poll says the socket is readable. */
+static void expect_frame(struct epsec_framer *f, const char *want)
+{
+	struct pollfd pfd = { .fd = f->fd, .events = POLLIN };
+	void *msg = NULL;
+	size_t len = 0;
+	int r = epsec_framer_recv(f, &msg, &len);
+
+	if (r == -EAGAIN && poll(&pfd, 1, 0) == 1)
+		r = epsec_framer_recv(f, &msg, &len);
+	if (r)
+		fail_msg("recv: %s, expected frame \"%s\"", strerror(-r), want);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(msg, want, len);
+	free(msg);
+}
+
+/* The fd arrives as a new fd of the same file, close-on-exec; the sender
+ * keeps its own. */
+static void test_fd_round_trip(void **state)
+{
+	struct pair p;
+	int before = fd_count(), file, got;
+	ino_t ino;
+
+	fdpair_open(&p, true, true);
+	file = temp_file(&ino);
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "event", 5, file), 0);
+	assert_false(epsec_framer_want_write(&p.f[0]));
+	assert_true(fcntl(file, F_GETFD) >= 0);
+	expect_frame(&p.f[1], "event");
+	got = epsec_framer_recv_fd(&p.f[1]);
+	assert_true(got >= 0);
+	assert_int_not_equal(got, file);
+	assert_true(fd_ino(got) == ino);
+	assert_true(fcntl(got, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	/* Frames without fds after it: still none to take. */
+	assert_int_equal(epsec_framer_send(&p.f[0], "plain", 5), 0);
+	expect_frame(&p.f[1], "plain");
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	close(got);
+	close(file);
+	fdpair_close(&p);
+	assert_int_equal(fd_count(), before);
+}
+
+#define NFILES 5
+#define NFRAMES 15
+
+/* Frame i carries file i/3 when i % 3 != 1. */
+static bool frame_has_fd(int i)
+{
+	return i % 3 != 1;
+}
+
+static void send_interleaved(struct pair *p, const int *files, int i)
+{
+	char body[32];
+
+	snprintf(body, sizeof(body), "frame %d", i);
+	if (frame_has_fd(i))
+		assert_int_equal(epsec_framer_send_fd(&p->f[0], body, strlen(body), files[i / 3]),
+				 0);
+	else
+		assert_int_equal(epsec_framer_send(&p->f[0], body, strlen(body)), 0);
+}
+
+/* What the link layer relies on: taking an fd after each frame that came
+ * with one gives exactly that frame's fd, however the bytes were batched. */
+static void recv_interleaved(struct pair *p, const ino_t *inos, int i)
+{
+	char body[32];
+
+	snprintf(body, sizeof(body), "frame %d", i);
+	expect_frame(&p->f[1], body);
+	if (frame_has_fd(i)) {
+		int got = epsec_framer_recv_fd(&p->f[1]);
+
+		assert_true(got >= 0);
+		if (fd_ino(got) != inos[i / 3])
+			fail_msg("frame %d came with the wrong file's fd", i);
+		close(got);
+	}
+}
+
+static void test_fd_interleaved_order(void **state)
+{
+	struct pair p;
+	int before = fd_count(), files[NFILES], i;
+	ino_t inos[NFILES];
+	void *msg;
+	size_t len;
+
+	for (i = 0; i < NFILES; i++)
+		files[i] = temp_file(&inos[i]);
+	fdpair_open(&p, true, true);
+	/* All sent before any is read: recvmsg sees many frames at once. */
+	for (i = 0; i < NFRAMES; i++)
+		send_interleaved(&p, files, i);
+	for (i = 0; i < NFRAMES; i++)
+		recv_interleaved(&p, inos, i);
+	assert_int_equal(epsec_framer_recv(&p.f[1], &msg, &len), -EAGAIN);
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	/* One at a time. */
+	for (i = 0; i < NFRAMES; i++) {
+		send_interleaved(&p, files, i);
+		recv_interleaved(&p, inos, i);
+	}
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	/* Taken late, after several frames: still oldest first. */
+	for (i = 0; i < NFILES; i++)
+		assert_int_equal(epsec_framer_send_fd(&p.f[0], "late", 4, files[i]), 0);
+	for (i = 0; i < NFILES; i++)
+		expect_frame(&p.f[1], "late");
+	for (i = 0; i < NFILES; i++) {
+		int got = epsec_framer_recv_fd(&p.f[1]);
+
+		assert_true(got >= 0);
+		if (fd_ino(got) != inos[i])
+			fail_msg("fd %d of %d taken late is not the %dth passed", i, NFILES, i);
+		close(got);
+	}
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	fdpair_close(&p);
+	for (i = 0; i < NFILES; i++)
+		close(files[i]);
+	assert_int_equal(fd_count(), before);
+}
+
+/* More than EPSEC_FRAMER_FDS passed and none taken: the reader fails with
+ * -EPROTO, and the fds it kept are closed with the framer. Taken as they
+ * come, the same number is fine. */
+static void test_fd_unclaimed_overflow(void **state)
+{
+	struct pair p;
+	int before = fd_count(), file, i, r, got = 0;
+	ino_t ino;
+	void *msg;
+	size_t len;
+
+	file = temp_file(&ino);
+	fdpair_open(&p, true, true);
+	for (i = 0; i <= EPSEC_FRAMER_FDS; i++)
+		assert_int_equal(epsec_framer_send_fd(&p.f[0], "x", 1, file), 0);
+	while ((r = epsec_framer_recv(&p.f[1], &msg, &len)) == 0) {
+		got++;
+		free(msg);
+	}
+	assert_int_equal(r, -EPROTO);
+	assert_int_equal(got, EPSEC_FRAMER_FDS);
+	assert_int_equal(p.f[1].n_in_fds, EPSEC_FRAMER_FDS);
+	fdpair_close(&p);
+	assert_int_equal(fd_count(), before + 1);
+
+	fdpair_open(&p, true, true);
+	for (i = 0; i < 4 * EPSEC_FRAMER_FDS; i++)
+		assert_int_equal(epsec_framer_send_fd(&p.f[0], "x", 1, file), 0);
+	for (i = 0; i < 4 * EPSEC_FRAMER_FDS; i++) {
+		int fd;
+
+		expect_frame(&p.f[1], "x");
+		fd = epsec_framer_recv_fd(&p.f[1]);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	assert_int_equal(epsec_framer_recv(&p.f[1], &msg, &len), -EAGAIN);
+	fdpair_close(&p);
+	close(file);
+	assert_int_equal(fd_count(), before);
+}
+
+static uint8_t big_byte(size_t i)
+{
+	return (uint8_t)(i * 131 + 7);
+}
+
+/* Fill the socket with one big frame: the framer holds the rest. */
+static void fill_socket(struct pair *p, size_t n)
+{
+	uint8_t *big = malloc(n);
+
+	assert_non_null(big);
+	for (size_t i = 0; i < n; i++)
+		big[i] = big_byte(i);
+	assert_int_equal(epsec_framer_send(&p->f[0], big, n), 0);
+	assert_true(epsec_framer_want_write(&p->f[0]));
+	free(big);
+}
+
+/* Move everything pending across: one frame of n bytes, intact (a frame
+ * sent in the middle of it would show). */
+static void drain_big(struct pair *p, size_t n)
+{
+	uint8_t *msg = NULL;
+	size_t len = 0, i;
+	int r = -EAGAIN, spins = 0;
+
+	while (r == -EAGAIN && spins++ < 100000) {
+		int fr = epsec_framer_flush(&p->f[0]);
+
+		assert_true(fr == 0 || fr == -EAGAIN);
+		r = epsec_framer_recv(&p->f[1], (void **)&msg, &len);
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(len, n);
+	for (i = 0; i < n && msg[i] == big_byte(i); i++)
+		;
+	if (i < n)
+		fail_msg("byte %zu of the big frame is wrong", i);
+	free(msg);
+	assert_int_equal(epsec_framer_flush(&p->f[0]), 0);
+}
+
+/* Read what the socket holds now, into the framer (no whole frame yet). */
+static void read_some(struct pair *p)
+{
+	void *msg;
+	size_t len;
+
+	assert_int_equal(epsec_framer_recv(&p->f[1], &msg, &len), -EAGAIN);
+	assert_true(p->f[1].in_len > 0);
+}
+
+/* send_fd starts only on an empty output buffer: pending bytes it cannot
+ * flush make it -EAGAIN, with nothing sent and no fd passed, even when
+ * the socket has room again (the fd frame must not overtake them). */
+static void test_fd_send_pending(void **state)
+{
+	struct pair p;
+	int before = fd_count(), file, got;
+	size_t n = 2u << 20;
+	ino_t ino;
+	void *msg;
+	size_t len;
+
+	file = temp_file(&ino);
+	fdpair_open(&p, true, true);
+	fill_socket(&p, n);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "late", 4, file), -EAGAIN);
+	read_some(&p);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "late", 4, file), -EAGAIN);
+	drain_big(&p, n);
+	assert_int_equal(epsec_framer_recv(&p.f[1], &msg, &len), -EAGAIN);
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	/* Emptied, it goes. */
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "late", 4, file), 0);
+	expect_frame(&p.f[1], "late");
+	got = epsec_framer_recv_fd(&p.f[1]);
+	assert_true(got >= 0);
+	assert_true(fd_ino(got) == ino);
+	close(got);
+	fdpair_close(&p);
+	close(file);
+	assert_int_equal(fd_count(), before);
+}
+
+/* Pending output that the socket now takes whole is flushed first, then
+ * the frame with the fd goes after it, in order. */
+static void test_fd_send_after_flush(void **state)
+{
+	struct pair p;
+	int before = fd_count(), file, got, sent = 0, i;
+	char body[32];
+	ino_t ino;
+
+	file = temp_file(&ino);
+	fdpair_open(&p, true, true);
+	while (!epsec_framer_want_write(&p.f[0])) {
+		snprintf(body, sizeof(body), "small %d", sent++);
+		assert_int_equal(epsec_framer_send(&p.f[0], body, strlen(body)), 0);
+	}
+	for (i = 0; i < sent; i++) {
+		snprintf(body, sizeof(body), "small %d", i);
+		/* The tail is still in f[0]'s buffer: send_fd flushes it. */
+		if (i == sent / 2)
+			assert_int_equal(epsec_framer_send_fd(&p.f[0], "late", 4, file), 0);
+		expect_frame(&p.f[1], body);
+	}
+	assert_false(epsec_framer_want_write(&p.f[0]));
+	expect_frame(&p.f[1], "late");
+	got = epsec_framer_recv_fd(&p.f[1]);
+	assert_true(got >= 0);
+	assert_true(fd_ino(got) == ino);
+	close(got);
+	fdpair_close(&p);
+	close(file);
+	assert_int_equal(fd_count(), before);
+}
+
+/* A frame bigger than the socket takes goes in part; the fd rides on the
+ * part that went, and the frame after it comes with its own fd. */
+static void test_fd_partial_frame(void **state)
+{
+	struct pair p;
+	int before = fd_count(), a, b, got;
+	size_t n = 2u << 20;
+	uint8_t *big = malloc(n);
+	ino_t ino_a, ino_b;
+
+	assert_non_null(big);
+	for (size_t i = 0; i < n; i++)
+		big[i] = big_byte(i);
+	a = temp_file(&ino_a);
+	b = temp_file(&ino_b);
+	fdpair_open(&p, true, true);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], big, n, a), 0);
+	assert_true(epsec_framer_want_write(&p.f[0]));
+	drain_big(&p, n);
+	got = epsec_framer_recv_fd(&p.f[1]);
+	assert_true(got >= 0);
+	assert_true(fd_ino(got) == ino_a);
+	close(got);
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "b", 1, b), 0);
+	expect_frame(&p.f[1], "b");
+	got = epsec_framer_recv_fd(&p.f[1]);
+	assert_true(got >= 0);
+	assert_true(fd_ino(got) == ino_b);
+	close(got);
+	fdpair_close(&p);
+	close(a);
+	close(b);
+	free(big);
+	assert_int_equal(fd_count(), before);
+}
+
+/* A reader that does not pass fds gets the frames; the kernel closes the
+ * fds that came with them (seen through a pipe: once its last write end
+ * is closed, the read end says EOF). */
+static void test_fd_reader_without_pass(void **state)
+{
+	struct pair p;
+	int before = fd_count(), pipefd[2];
+	char c;
+
+	assert_int_equal(pipe2(pipefd, O_NONBLOCK | O_CLOEXEC), 0);
+	fdpair_open(&p, true, false);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "one", 3, pipefd[1]), 0);
+	assert_int_equal(epsec_framer_send(&p.f[0], "two", 3), 0);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "three", 5, pipefd[1]), 0);
+	close(pipefd[1]);
+	/* In flight, the write end is still open. */
+	assert_int_equal(read(pipefd[0], &c, 1), -1);
+	assert_int_equal(errno, EAGAIN);
+	expect_frame(&p.f[1], "one");
+	expect_frame(&p.f[1], "two");
+	expect_frame(&p.f[1], "three");
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	assert_int_equal(read(pipefd[0], &c, 1), 0);
+	fdpair_close(&p);
+	close(pipefd[0]);
+	assert_int_equal(fd_count(), before);
+}
+
+/* The same through a reader that passes fds: the write end lives on in
+ * the fd it took until that is closed. */
+static void test_fd_pipe_kept_until_closed(void **state)
+{
+	struct pair p;
+	int before = fd_count(), pipefd[2], got;
+	char c;
+
+	assert_int_equal(pipe2(pipefd, O_NONBLOCK | O_CLOEXEC), 0);
+	fdpair_open(&p, true, true);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "one", 3, pipefd[1]), 0);
+	close(pipefd[1]);
+	expect_frame(&p.f[1], "one");
+	got = epsec_framer_recv_fd(&p.f[1]);
+	assert_true(got >= 0);
+	assert_int_equal(write(got, "z", 1), 1);
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	assert_int_equal(c, 'z');
+	close(got);
+	assert_int_equal(read(pipefd[0], &c, 1), 0);
+	fdpair_close(&p);
+	close(pipefd[0]);
+	assert_int_equal(fd_count(), before);
+}
+
+/* Out of fds: the kernel drops the passed fd (MSG_CTRUNC); the frame
+ * still comes, and recv_fd says -ENOENT once for it. */
+static void test_fd_lost_out_of_fds(void **state)
+{
+	struct pair p;
+	struct rlimit old, low;
+	int before = fd_count(), file, lowest;
+	ino_t ino;
+
+	file = temp_file(&ino);
+	fdpair_open(&p, true, true);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "lost", 4, file), 0);
+	assert_int_equal(epsec_framer_send_fd(&p.f[0], "kept", 4, file), 0);
+	/* No free fd below the limit: every fd below the lowest free one is open. */
+	lowest = dup(0);
+	assert_true(lowest >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	expect_frame(&p.f[1], "lost");
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -ENOENT);
+	expect_frame(&p.f[1], "kept");
+	lowest = epsec_framer_recv_fd(&p.f[1]);
+	assert_true(lowest >= 0);
+	assert_true(fd_ino(lowest) == ino);
+	close(lowest);
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	fdpair_close(&p);
+	close(file);
+	assert_int_equal(fd_count(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +889,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_frame_buffered, pair_setup, pair_teardown),
 		cmocka_unit_test_setup_teardown(test_high_water, pair_setup, pair_teardown),
 		cmocka_unit_test_setup_teardown(test_send_to_closed_peer, pair_setup, pair_teardown),
+		cmocka_unit_test(test_fd_round_trip),
+		cmocka_unit_test(test_fd_interleaved_order),
+		cmocka_unit_test(test_fd_unclaimed_overflow),
+		cmocka_unit_test(test_fd_send_pending),
+		cmocka_unit_test(test_fd_send_after_flush),
+		cmocka_unit_test(test_fd_partial_frame),
+		cmocka_unit_test(test_fd_reader_without_pass),
+		cmocka_unit_test(test_fd_pipe_kept_until_closed),
+		cmocka_unit_test(test_fd_lost_out_of_fds),
 	};
 
 	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);

@@ -1,0 +1,1233 @@
+/* File descriptor passing end to end through the real epsec-mux: agents and
+ * SVAs both on unix:// endpoints, played by the test over libcore's links,
+ * so each fd crosses the real framer, link layer and routing twice; and
+ * with t/integration/mux_sva, a real libepsec SVA that reads the fd only
+ * when it is the file the EVENT names. Also counts /proc/<mux>/fd, so an
+ * fd the mux forgets to close fails a test. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <epsec/version.h>
+
+#include "ctl.h"
+#include "link.h"
+#include "loader.h"
+#include "log.h"
+#include "loop.h"
+#include "msg.h"
+#include "mux_content.h"
+
+#define QMAX 256
+#define WAIT_MS 3000
+#define QUIET_MS 200
+#define NPEERS 8
+#define NFILES 4
+#define MANY 200
+#define BATCH 20
+
+struct peer {
+	struct epsec_conn *conn;
+	epsec_msg *q[QMAX];
+	int qfd[QMAX];      /* the fd that came with q[i], or -1 */
+	size_t n;
+	bool closed;
+	bool leave_fds;     /* do not take passed fds: link.c must close them */
+};
+
+struct chain {
+	char dir[64];
+	char agents_uri[160], svas_uri[160], ctl[128];
+	pid_t pid;
+	pid_t sva_pid;   /* mux_sva (libepsec), when a test starts one */
+};
+
+/* What the agent's files hold: each test file has its own content. */
+struct tfile {
+	int fd;
+	struct stat st;
+	char text[64];
+};
+
+static struct epsec_loop *loop;
+/* Peers live here, not on a test's stack: a failed test longjmps away,
+ * and the teardown still closes what it left open. */
+static struct peer peers[NPEERS];
+static bool peer_used[NPEERS];
+static struct tfile files[NFILES];
+
+/* ------------------------------------------------------------ the loop */
+
+static void peer_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
+{
+	struct peer *p = arg;
+	int fd = -1;
+
+	if (epsec_msg_carries_fd(m) && !p->leave_fds)
+		fd = epsec_conn_take_fd(c);
+	if (p->n < QMAX) {
+		p->qfd[p->n] = fd < 0 ? -1 : fd;
+		p->q[p->n++] = m;
+		return;
+	}
+	epsec_msg_free(m);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void peer_close(struct epsec_conn *c, int reason, void *arg)
+{
+	struct peer *p = arg;
+
+	p->closed = true;
+	p->conn = NULL;
+}
+
+struct pump {
+	bool (*done)(struct peer *p);
+	struct peer *p;
+	uint64_t deadline;
+	bool ok;
+};
+
+static void pump_tick(struct epsec_loop *l, void *arg)
+{
+	struct pump *pu = arg;
+
+	if (pu->done && pu->done(pu->p))
+		pu->ok = true;
+	if (pu->ok || epsec_now_ms() >= pu->deadline)
+		epsec_loop_stop(l);
+}
+
+static bool pump(bool (*done)(struct peer *), struct peer *p, unsigned timeout_ms)
+{
+	struct pump pu = { done, p, epsec_now_ms() + timeout_ms, false };
+	int id = epsec_loop_add_timer(loop, 5, pump_tick, &pu);
+
+	assert_true(id > 0);
+	epsec_loop_run(loop);
+	epsec_loop_del_timer(loop, id);
+	return pu.ok;
+}
+
+static bool has_msg(struct peer *p)
+{
+	return p->n > 0;
+}
+
+static bool is_closed(struct peer *p)
+{
+	return p->closed;
+}
+
+/* The next message and the fd that came with it (-1: none). */
+static epsec_msg *next_msg(struct peer *p, unsigned timeout_ms, int *fd)
+{
+	epsec_msg *m;
+
+	if (!p->n && !pump(has_msg, p, timeout_ms))
+		return NULL;
+	m = p->q[0];
+	*fd = p->qfd[0];
+	p->n--;
+	memmove(p->q, p->q + 1, p->n * sizeof(p->q[0]));
+	memmove(p->qfd, p->qfd + 1, p->n * sizeof(p->qfd[0]));
+	return m;
+}
+
+static epsec_msg *expect_fd(struct peer *p, Epsec__Envelope__BodyCase body, int *fd)
+{
+	epsec_msg *m = next_msg(p, WAIT_MS, fd);
+
+	if (!m)
+		fail_msg("expected %s, got nothing", epsec_msg_name(body));
+	if (m->body_case != body)
+		fail_msg("expected %s, got %s", epsec_msg_name(body), epsec_msg_name(m->body_case));
+	return m;
+}
+
+/* A message that came with no fd. */
+static epsec_msg *expect(struct peer *p, Epsec__Envelope__BodyCase body)
+{
+	int fd;
+	epsec_msg *m = expect_fd(p, body, &fd);
+
+	if (fd >= 0)
+		fail_msg("%s came with an fd", epsec_msg_name(body));
+	return m;
+}
+
+static void expect_quiet(struct peer *p)
+{
+	pump(NULL, NULL, QUIET_MS);
+	if (p->n)
+		fail_msg("unexpected %s", epsec_msg_name(p->q[0]->body_case));
+}
+
+static struct peer *peer_new(void)
+{
+	for (size_t i = 0; i < NPEERS; i++) {
+		if (!peer_used[i]) {
+			peer_used[i] = true;
+			memset(&peers[i], 0, sizeof(peers[i]));
+			return &peers[i];
+		}
+	}
+	fail_msg("out of test peers");
+	return NULL;
+}
+
+static void peer_free(struct peer *p)
+{
+	if (p->conn)
+		epsec_conn_close(p->conn);
+	p->conn = NULL;
+	p->closed = true;
+	for (size_t i = 0; i < p->n; i++) {
+		epsec_msg_free(p->q[i]);
+		if (p->qfd[i] >= 0)
+			close(p->qfd[i]);
+	}
+	p->n = 0;
+}
+
+static void peers_release(void)
+{
+	for (size_t i = 0; i < NPEERS; i++) {
+		if (peer_used[i])
+			peer_free(&peers[i]);
+		peer_used[i] = false;
+	}
+}
+
+/* ------------------------------------------------------------ fds */
+
+static int count_fds(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static int mux_fds_now(const struct chain *ch)
+{
+	char dir[64];
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)ch->pid);
+	return count_fds(dir);
+}
+
+/* A control connection just answered may still be open in the mux for a
+ * moment: a baseline is taken once the count holds still. */
+static int mux_fds(const struct chain *ch)
+{
+	int n = mux_fds_now(ch), prev = -1;
+
+	for (int i = 0; i < 50 && n != prev; i++) {
+		pump(NULL, NULL, 20);
+		prev = n;
+		n = mux_fds_now(ch);
+	}
+	return n;
+}
+
+/* The mux closes what it passed on from its loop: let it run a moment. */
+static void expect_mux_fds(const struct chain *ch, int want)
+{
+	int n = mux_fds_now(ch);
+
+	for (int i = 0; i < 100 && n != want; i++) {
+		pump(NULL, NULL, 10);
+		n = mux_fds_now(ch);
+	}
+	if (n != want) {
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "ls -l /proc/%d/fd >&2", (int)ch->pid);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(cannot list them)\n");
+		fail_msg("epsec-mux holds %d fds, expected %d", n, want);
+	}
+}
+
+/* Unlinked temp files, each with its own content. */
+static void files_open(void)
+{
+	for (int i = 0; i < NFILES; i++) {
+		char path[] = "/tmp/epsec-test-fdpass.XXXXXX";
+		struct tfile *f = &files[i];
+
+		f->fd = mkstemp(path);
+		assert_true(f->fd >= 0);
+		assert_int_equal(unlink(path), 0);
+		snprintf(f->text, sizeof(f->text), "file %d: the content the SVA reads itself", i);
+		assert_int_equal(write(f->fd, f->text, strlen(f->text)), (ssize_t)strlen(f->text));
+		assert_int_equal(fstat(f->fd, &f->st), 0);
+	}
+}
+
+static void files_close(void)
+{
+	for (int i = 0; i < NFILES; i++) {
+		if (files[i].fd >= 0)
+			close(files[i].fd);
+		files[i].fd = -1;
+	}
+}
+
+/* An fd the SVA got is the agent's file: same inode, same bytes. */
+static void check_same_file(int fd, const struct tfile *f)
+{
+	struct stat st;
+	char buf[64] = "";
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_true(st.st_ino == f->st.st_ino);
+	assert_true(st.st_dev == f->st.st_dev);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	assert_int_equal(n, (ssize_t)strlen(f->text));
+	assert_memory_equal(buf, f->text, (size_t)n);
+}
+
+/* ------------------------------------------------------------ messages */
+
+static void send_hello(struct peer *p, Epsec__Role role, const char *id, bool fds)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Hello h = EPSEC__HELLO__INIT;
+	char *engines[] = { "eicar" };
+	char *caps[] = { (char *)EPSEC_CAP_FD };
+
+	h.version_min = EPSEC_PROTO_VERSION_MIN;
+	h.version_max = EPSEC_PROTO_VERSION_MAX;
+	h.role = role;
+	h.id = (char *)id;
+	h.build = "test";
+	if (fds) {
+		h.n_capabilities = 1;
+		h.capabilities = caps;
+	}
+	if (role == EPSEC__ROLE__ROLE_SVA) {
+		h.n_engines = 1;
+		h.engines = engines;
+		h.has_generation = 1;
+		h.generation = 7;
+	}
+	env.body_case = EPSEC__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
+}
+
+/* Whether the mux's WELCOME offers fd passing. */
+static bool join(struct peer *p, const char *uri, Epsec__Role role, const char *id, bool fds)
+{
+	epsec_msg *m;
+	bool offered;
+
+	assert_int_equal(epsec_connect(loop, uri, NULL, EPSEC_ROLE_MUX, &p->conn), 0);
+	epsec_conn_set_handlers(p->conn, peer_msg, peer_close, p);
+	assert_true(epsec_conn_passes_fds(p->conn));
+	send_hello(p, role, id, fds);
+	m = expect(p, EPSEC__ENVELOPE__BODY_WELCOME);
+	assert_string_equal(m->welcome->id, "test-mux");
+	offered = epsec_caps_has(m->welcome->capabilities, m->welcome->n_capabilities,
+				 EPSEC_CAP_FD);
+	epsec_msg_free(m);
+	return offered;
+}
+
+static void fill_event(Epsec__Event *ev, uint64_t req, const struct tfile *f)
+{
+	ev->req_id = req;
+	ev->kind = EPSEC__EVENT_KIND__KIND_OPEN;
+	ev->has_dev = ev->has_ino = ev->has_size = 1;
+	ev->dev = (uint64_t)f->st.st_dev;
+	ev->ino = (uint64_t)f->st.st_ino;
+	ev->size = (uint64_t)f->st.st_size;
+	ev->path = "/srv/fdpass";
+	ev->exe = "/bin/cat";
+}
+
+/* As vsep sends it: the file's fd, no inline bytes. */
+static void send_event_fd(struct peer *p, uint64_t req, const struct tfile *f)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Event ev = EPSEC__EVENT__INIT;
+
+	fill_event(&ev, req, f);
+	ev.has_local_fd = ev.local_fd = 1;
+	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
+	env.event = &ev;
+	assert_int_equal(epsec_conn_send_fd(p->conn, &env, f->fd), 0);
+}
+
+/* An EVENT that says an fd came with it when none did. */
+static void send_event_lying(struct peer *p, uint64_t req, const struct tfile *f)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Event ev = EPSEC__EVENT__INIT;
+
+	fill_event(&ev, req, f);
+	ev.has_local_fd = ev.local_fd = 1;
+	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
+	env.event = &ev;
+	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
+}
+
+/* An fd passed with an EVENT that does not say so. */
+static void send_event_stray_fd(struct peer *p, uint64_t req, const struct tfile *f)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Event ev = EPSEC__EVENT__INIT;
+
+	fill_event(&ev, req, f);
+	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
+	env.event = &ev;
+	assert_int_equal(epsec_conn_send_fd(p->conn, &env, f->fd), 0);
+}
+
+static void send_read(struct peer *p, uint64_t id, uint64_t off, uint32_t len)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Read rd = EPSEC__READ__INIT;
+
+	rd.req_id = id;
+	rd.offset = off;
+	rd.length = len;
+	env.body_case = EPSEC__ENVELOPE__BODY_READ;
+	env.read = &rd;
+	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
+}
+
+static void send_data(struct peer *p, uint64_t req, uint64_t off, const char *bytes)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Data d = EPSEC__DATA__INIT;
+
+	d.req_id = req;
+	d.offset = off;
+	d.has_data = 1;
+	d.data.data = (uint8_t *)bytes;
+	d.data.len = strlen(bytes);
+	env.body_case = EPSEC__ENVELOPE__BODY_DATA;
+	env.data = &d;
+	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
+}
+
+static void send_verdict(struct peer *p, uint64_t id, Epsec__Action action)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Verdict v = EPSEC__VERDICT__INIT;
+
+	v.req_id = id;
+	v.action = action;
+	v.engine = "eicar";
+	v.signature = "Test-Signature";
+	env.body_case = EPSEC__ENVELOPE__BODY_VERDICT;
+	env.verdict = &v;
+	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
+}
+
+/* The SVA's EVENT, with the agent's file: its mux id. */
+static uint64_t expect_event_with_fd(struct peer *sva, const struct tfile *f)
+{
+	int fd;
+	epsec_msg *m = expect_fd(sva, EPSEC__ENVELOPE__BODY_EVENT, &fd);
+	uint64_t id = m->event->req_id;
+
+	assert_true(epsec_msg_carries_fd(m));
+	assert_false(m->event->has_inline_data);
+	if (fd < 0)
+		fail_msg("EVENT %llu says local_fd but the SVA got no fd", (unsigned long long)id);
+	check_same_file(fd, f);
+	close(fd);
+	epsec_msg_free(m);
+	return id;
+}
+
+/* The SVA's EVENT without an fd: it reads with READ. */
+static uint64_t expect_event_without_fd(struct peer *sva)
+{
+	epsec_msg *m = expect(sva, EPSEC__ENVELOPE__BODY_EVENT);
+	uint64_t id = m->event->req_id;
+
+	assert_false(epsec_msg_carries_fd(m));
+	epsec_msg_free(m);
+	return id;
+}
+
+static void expect_verdict(struct peer *agent, uint64_t req, Epsec__Action action)
+{
+	epsec_msg *m = expect(agent, EPSEC__ENVELOPE__BODY_VERDICT);
+
+	assert_int_equal(m->verdict->req_id, req);
+	assert_int_equal(m->verdict->action, action);
+	epsec_msg_free(m);
+}
+
+static void expect_error(struct peer *p, uint64_t req, uint32_t code)
+{
+	epsec_msg *m = expect(p, EPSEC__ENVELOPE__BODY_ERROR);
+
+	if (req) {
+		assert_true(m->error->has_req_id);
+		assert_int_equal(m->error->req_id, req);
+	}
+	assert_int_equal(m->error->code, code);
+	epsec_msg_free(m);
+}
+
+/* READ from the SVA reaches the agent as its own request; DATA goes back. */
+static void read_through_mux(struct peer *agent, uint64_t req, struct peer *sva, uint64_t id,
+			     const struct tfile *f)
+{
+	epsec_msg *m;
+
+	send_read(sva, id, 0, 64);
+	m = expect(agent, EPSEC__ENVELOPE__BODY_READ);
+	assert_int_equal(m->read->req_id, req);
+	assert_int_equal(m->read->offset, 0);
+	epsec_msg_free(m);
+	send_data(agent, req, 0, f->text);
+	m = expect(sva, EPSEC__ENVELOPE__BODY_DATA);
+	assert_int_equal(m->data->req_id, id);
+	assert_int_equal(m->data->data.len, strlen(f->text));
+	assert_memory_equal(m->data->data.data, f->text, strlen(f->text));
+	epsec_msg_free(m);
+}
+
+/* ------------------------------------------------------------ the mux */
+
+static const char *mux_binary(void)
+{
+	static char path[4096];
+	const char *top = getenv("top_builddir");
+
+	snprintf(path, sizeof(path), "%s/mux/epsec-mux", top ? top : ".");
+	return path;
+}
+
+static void write_conf(const struct chain *ch, const char *path, const char *extra)
+{
+	FILE *f = fopen(path, "w");
+	const char *verbose = getenv("EPSEC_TEST_VERBOSE");
+
+	assert_non_null(f);
+	fprintf(f,
+		"DEBUG_LEVEL = %d;\nDEBUG_DEST = 3;\nid = \"test-mux\";\n"
+		"control = \"%s\";\nagents = [ \"%s\" ];\nsvas = [ \"%s\" ];\n"
+		"agent_log_dir = \"%s/agents\";\nsva_timeout_ms = 5000;\n%s",
+		verbose ? 7 : 4, ch->ctl, ch->agents_uri, ch->svas_uri, ch->dir, extra);
+	fclose(f);
+}
+
+static struct json_object *mux_status(const struct chain *ch)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	int rc;
+
+	json_object_object_add(req, "cmd", json_object_new_string("status"));
+	rc = epsec_ctl_call(ch->ctl, req, 1000, &reply);
+	json_object_put(req);
+	return rc == 0 ? reply : NULL;
+}
+
+static long long status_counter(const struct chain *ch, const char *name)
+{
+	struct json_object *st = mux_status(ch), *counters, *v;
+	long long n = -1;
+
+	assert_non_null(st);
+	if (json_object_object_get_ex(st, "counters", &counters) &&
+	    json_object_object_get_ex(counters, name, &v))
+		n = json_object_get_int64(v);
+	json_object_put(st);
+	return n;
+}
+
+/* "pass_fds" of the first peer in status's "agents" or "svas". */
+static bool status_peer_fds(const struct chain *ch, const char *list)
+{
+	struct json_object *st = mux_status(ch), *peers_js, *v;
+	bool fds;
+
+	assert_non_null(st);
+	assert_true(json_object_object_get_ex(st, list, &peers_js));
+	assert_true(json_object_array_length(peers_js) >= 1);
+	assert_true(json_object_object_get_ex(json_object_array_get_idx(peers_js, 0), "pass_fds",
+					      &v));
+	fds = json_object_get_boolean(v);
+	json_object_put(st);
+	return fds;
+}
+
+static void wait_ready(const struct chain *ch)
+{
+	for (int i = 0; i < 200; i++) {
+		struct json_object *st = mux_status(ch);
+
+		if (st) {
+			json_object_put(st);
+			return;
+		}
+		usleep(25000);
+	}
+	fail_msg("epsec-mux did not answer on %s", ch->ctl);
+}
+
+/* Set by a setup that wants the SVA endpoint on tcp:// (no fds there). */
+static bool svas_on_tcp;
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static int start_mux_with(void **state, const char *extra)
+{
+	struct chain *ch = calloc(1, sizeof(*ch));
+	char conf[128];
+
+	assert_non_null(ch);
+	snprintf(ch->dir, sizeof(ch->dir), "/tmp/epsec-fdpass-test.XXXXXX");
+	assert_non_null(mkdtemp(ch->dir));
+	snprintf(ch->agents_uri, sizeof(ch->agents_uri), "unix://%s/agents.sock", ch->dir);
+	if (svas_on_tcp)
+		snprintf(ch->svas_uri, sizeof(ch->svas_uri), "tcp://127.0.0.1:%d", free_port());
+	else
+		snprintf(ch->svas_uri, sizeof(ch->svas_uri), "unix://%s/svas.sock", ch->dir);
+	svas_on_tcp = false;
+	snprintf(ch->ctl, sizeof(ch->ctl), "%s/epsec-mux.ctl", ch->dir);
+	snprintf(conf, sizeof(conf), "%s/epsec-mux.conf", ch->dir);
+	write_conf(ch, conf, extra);
+	ch->pid = fork();
+	assert_true(ch->pid >= 0);
+	if (ch->pid == 0) {
+		if (getenv("EPSEC_MUX_WRAPPER"))
+			execl("/bin/sh", "sh", "-c", "exec $EPSEC_MUX_WRAPPER \"$0\" -f -c \"$1\"",
+			      mux_binary(), conf, (char *)NULL);
+		else
+			execl(mux_binary(), "epsec-mux", "-f", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	wait_ready(ch);
+	files_open();
+	*state = ch;
+	return 0;
+}
+
+static int start_mux(void **state)
+{
+	return start_mux_with(state, "");
+}
+
+static int start_mux_nofds(void **state)
+{
+	return start_mux_with(state, "pass_fds = false;\n");
+}
+
+static int start_mux_tcp_svas(void **state)
+{
+	svas_on_tcp = true;
+	return start_mux_with(state, "");
+}
+
+static int start_mux_window1(void **state)
+{
+	return start_mux_with(state, "sva_window = 1;\n");
+}
+
+/* A clean exit after all of it: an fd the mux mishandled (closed twice,
+ * say) would show as a crash here under ASan. */
+static int stop_mux(void **state)
+{
+	struct chain *ch = *state;
+	char cmd[160];
+	int status = 0;
+
+	peers_release();
+	files_close();
+	if (ch->sva_pid > 0) {
+		assert_int_equal(kill(ch->sva_pid, SIGTERM), 0);
+		assert_int_equal(waitpid(ch->sva_pid, &status, 0), ch->sva_pid);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("mux_sva did not exit cleanly (status %#x)", status);
+	}
+	assert_int_equal(kill(ch->pid, SIGTERM), 0);
+	assert_int_equal(waitpid(ch->pid, &status, 0), ch->pid);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ch->dir);
+	assert_int_equal(system(cmd), 0);
+	free(ch);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------ tests */
+
+/* (a) Both ends say "fd": the SVA gets the agent's file itself. */
+static void test_fd_reaches_sva(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *sva = peer_new();
+	uint64_t id;
+
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	assert_true(status_peer_fds(ch, "agents"));
+	assert_true(status_peer_fds(ch, "svas"));
+	assert_int_equal(status_counter(ch, "fds_passed"), 0);
+	send_event_fd(agent, 1, &files[0]);
+	id = expect_event_with_fd(sva, &files[0]);
+	/* The agent keeps its own fd. */
+	assert_true(fcntl(files[0].fd, F_GETFD) >= 0);
+	send_verdict(sva, id, EPSEC__ACTION__ACTION_DENY);
+	expect_verdict(agent, 1, EPSEC__ACTION__ACTION_DENY);
+	send_event_fd(agent, 2, &files[1]);
+	send_verdict(sva, expect_event_with_fd(sva, &files[1]), EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, 2, EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(status_counter(ch, "fds_passed"), 2);
+	assert_int_equal(status_counter(ch, "events"), 2);
+	/* An agent that does not say "fd" is not offered it. */
+	{
+		struct peer *old = peer_new();
+
+		assert_false(join(old, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-old", false));
+		peer_free(old);
+	}
+	peer_free(agent);
+	peer_free(sva);
+}
+
+/* (b) An SVA that did not say "fd": the EVENT goes without it, the SVA
+ * reads through the mux, and the mux closes the fd it held. */
+static void test_sva_without_fd(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *sva = peer_new();
+	uint64_t id;
+	int before;
+
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_false(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-old", false));
+	assert_false(status_peer_fds(ch, "svas"));
+	before = mux_fds(ch);
+	send_event_fd(agent, 5, &files[2]);
+	id = expect_event_without_fd(sva);
+	read_through_mux(agent, 5, sva, id, &files[2]);
+	send_verdict(sva, id, EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, 5, EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(status_counter(ch, "fds_passed"), 0);
+	expect_mux_fds(ch, before);
+	peer_free(agent);
+	peer_free(sva);
+}
+
+/* (c) pass_fds = false: nobody is offered "fd"; an agent that sends one
+ * anyway is still served, through READ, and its fd not kept. */
+static void test_pass_fds_off(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *sva = peer_new();
+	uint64_t id;
+	int before;
+
+	assert_false(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_false(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	assert_false(status_peer_fds(ch, "agents"));
+	assert_false(status_peer_fds(ch, "svas"));
+	before = mux_fds(ch);
+	send_event_fd(agent, 9, &files[0]);
+	id = expect_event_without_fd(sva);
+	read_through_mux(agent, 9, sva, id, &files[0]);
+	send_verdict(sva, id, EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, 9, EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(status_counter(ch, "fds_passed"), 0);
+	expect_mux_fds(ch, before);
+	peer_free(agent);
+	peer_free(sva);
+}
+
+/* SVAs reached over tcp:// cannot get fds, so a unix agent is not offered
+ * "fd": it would send no inline bytes, and every scan would pull the whole
+ * file through READ. */
+static void test_no_fd_offer_without_fd_svas(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new();
+
+	assert_false(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_false(status_peer_fds(ch, "agents"));
+	peer_free(agent);
+}
+
+/* (d) local_fd with no fd is a broken peer: ERROR, dropped; the agent next
+ * to it is still served, with its fds. */
+static void test_local_fd_without_fd(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *liar = peer_new(), *agent = peer_new(), *sva = peer_new();
+
+	assert_true(join(liar, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-liar", true));
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	send_event_lying(liar, 1, &files[0]);
+	expect_error(liar, 0, EPROTO);
+	assert_true(pump(is_closed, liar, WAIT_MS));
+	expect_quiet(sva);
+	assert_int_equal(status_counter(ch, "rejected"), 1);
+	send_event_fd(agent, 1, &files[1]);
+	send_verdict(sva, expect_event_with_fd(sva, &files[1]), EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, 1, EPSEC__ACTION__ACTION_ALLOW);
+	peer_free(liar);
+	peer_free(agent);
+	peer_free(sva);
+}
+
+/* More than 16 fds passed with EVENTs that do not say local_fd: nobody
+ * takes them, so the agent is dropped, and the mux keeps none of them. */
+static void test_stray_fds(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *stray = peer_new(), *agent = peer_new(), *sva = peer_new();
+	int before, i, unreachable = 0;
+	epsec_msg *m;
+
+	/* The agent first, so the mux's link timer outlives the stray's link. */
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_true(join(stray, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-stray", true));
+	before = mux_fds(ch);
+	for (i = 0; i <= 16; i++)
+		send_event_stray_fd(stray, (uint64_t)i + 1, &files[i % NFILES]);
+	/* No SVA yet: each EVENT the mux reads is answered EHOSTUNREACH. */
+	for (;;) {
+		m = expect(stray, EPSEC__ENVELOPE__BODY_ERROR);
+		if (m->error->code != EHOSTUNREACH)
+			break;
+		unreachable++;
+		epsec_msg_free(m);
+	}
+	assert_int_equal(m->error->code, EPROTO);
+	epsec_msg_free(m);
+	assert_int_equal(unreachable, 16);
+	assert_true(pump(is_closed, stray, WAIT_MS));
+	/* Its link's 16 fds went with it. */
+	expect_mux_fds(ch, before - 1);
+	expect_quiet(agent);
+	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	send_event_fd(agent, 3, &files[3]);
+	send_verdict(sva, expect_event_with_fd(sva, &files[3]), EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, 3, EPSEC__ACTION__ACTION_ALLOW);
+	peer_free(stray);
+	peer_free(agent);
+	peer_free(sva);
+}
+
+/* (e) The SVA that had the fd dies: the event goes to another SVA without
+ * one, and READ serves it. */
+static void test_redispatch_without_fd(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *s1 = peer_new(), *s2 = peer_new();
+	uint64_t id;
+	int before;
+
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_true(join(s1, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	before = mux_fds(ch);
+	send_event_fd(agent, 11, &files[1]);
+	expect_event_with_fd(s1, &files[1]);
+	assert_int_equal(status_counter(ch, "fds_passed"), 1);
+	assert_true(join(s2, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-2", true));
+	peer_free(s1);
+	id = expect_event_without_fd(s2);
+	assert_int_equal(status_counter(ch, "redispatched"), 1);
+	read_through_mux(agent, 11, s2, id, &files[1]);
+	send_verdict(s2, id, EPSEC__ACTION__ACTION_DENY);
+	expect_verdict(agent, 11, EPSEC__ACTION__ACTION_DENY);
+	assert_int_equal(status_counter(ch, "fds_passed"), 1);
+	/* s2's link replaced s1's: the same count as with s1. */
+	expect_mux_fds(ch, before);
+	peer_free(agent);
+	peer_free(s2);
+}
+
+/* An event that waited in a dead SVA's backlog was never given to it: it
+ * still has its fd, and the next SVA gets it (sva_window = 1). */
+static void test_redispatch_backlog_keeps_fd(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *s1 = peer_new(), *s2 = peer_new();
+	uint64_t id;
+
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_true(join(s1, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	send_event_fd(agent, 1, &files[0]);
+	send_event_fd(agent, 2, &files[1]);
+	expect_event_with_fd(s1, &files[0]);
+	expect_quiet(s1);
+	assert_true(join(s2, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-2", true));
+	peer_free(s1);
+	id = expect_event_without_fd(s2);
+	read_through_mux(agent, 1, s2, id, &files[0]);
+	send_verdict(s2, id, EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, 1, EPSEC__ACTION__ACTION_ALLOW);
+	id = expect_event_with_fd(s2, &files[1]);
+	send_verdict(s2, id, EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, 2, EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(status_counter(ch, "fds_passed"), 2);
+	peer_free(agent);
+	peer_free(s2);
+}
+
+static const struct tfile *file_by_ino(uint64_t ino)
+{
+	for (int i = 0; i < NFILES; i++)
+		if ((uint64_t)files[i].st.st_ino == ino)
+			return &files[i];
+	fail_msg("EVENT names no file of the agent's (ino %llu)", (unsigned long long)ino);
+	return NULL;
+}
+
+/* Events waiting in the mux (sva_window = 1) hold their fds; when their
+ * agent leaves, or their only SVA does, the mux closes every one. */
+static void test_backlog_fds_released(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *keep = peer_new(), *sva = peer_new();
+	int base, i;
+
+	assert_true(join(keep, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-keep", true));
+	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	base = mux_fds(ch);
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	for (i = 0; i < NFILES; i++)
+		send_event_fd(agent, (uint64_t)i + 1, &files[i]);
+	expect_event_with_fd(sva, &files[0]);
+	expect_quiet(sva);
+	/* Its link and the fds of the three events still waiting. */
+	expect_mux_fds(ch, base + 1 + NFILES - 1);
+	peer_free(agent);
+	expect_mux_fds(ch, base);
+	/* The SVA still holds the gone agent's event (unanswered), so all of
+	 * these wait; when their only SVA goes: EHOSTUNREACH, fds closed. */
+	for (i = 0; i < NFILES; i++)
+		send_event_fd(keep, (uint64_t)i + 1, &files[i]);
+	expect_quiet(sva);
+	expect_mux_fds(ch, base + NFILES);
+	peer_free(sva);
+	for (i = 0; i < NFILES; i++)
+		expect_error(keep, 0, EHOSTUNREACH);
+	expect_mux_fds(ch, base - 1);
+	peer_free(keep);
+}
+
+/* Answer `want` EVENTs, each checked to come with the file it names. */
+static void answer_all(struct peer *sva, size_t want)
+{
+	for (size_t i = 0; i < want; i++) {
+		int fd;
+		epsec_msg *m = expect_fd(sva, EPSEC__ENVELOPE__BODY_EVENT, &fd);
+
+		assert_true(epsec_msg_carries_fd(m));
+		check_same_file(fd, file_by_ino(m->event->ino));
+		close(fd);
+		send_verdict(sva, m->event->req_id, EPSEC__ACTION__ACTION_ALLOW);
+		epsec_msg_free(m);
+	}
+}
+
+/* (f) 200 events with fds, all answered: the mux holds no more fds than
+ * before, and neither does this process (the SVA side took each one). */
+static void test_no_fd_leak(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *sva = peer_new();
+	int before, self_before;
+	uint64_t req = 1;
+
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	before = mux_fds(ch);
+	self_before = count_fds("/proc/self/fd");
+	for (int b = 0; b < MANY / BATCH; b++) {
+		for (int i = 0; i < BATCH; i++, req++)
+			send_event_fd(agent, req, &files[req % NFILES]);
+		answer_all(sva, BATCH);
+		for (int i = 0; i < BATCH; i++) {
+			epsec_msg *m = expect(agent, EPSEC__ENVELOPE__BODY_VERDICT);
+
+			assert_int_equal(m->verdict->req_id, req - BATCH + (uint64_t)i);
+			epsec_msg_free(m);
+		}
+	}
+	assert_int_equal(status_counter(ch, "fds_passed"), MANY);
+	assert_int_equal(status_counter(ch, "verdicts"), MANY);
+	expect_mux_fds(ch, before);
+	assert_int_equal(count_fds("/proc/self/fd"), self_before);
+	peer_free(agent);
+	peer_free(sva);
+}
+
+/* An SVA whose on_msg does not take the fd: link.c closes it when on_msg
+ * returns, so this process does not fill up with them. */
+static void test_untaken_fd_closed(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *sva = peer_new();
+	int self_before;
+
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	sva->leave_fds = true;
+	self_before = count_fds("/proc/self/fd");
+	for (uint64_t req = 1; req <= 50; req++) {
+		epsec_msg *m;
+
+		send_event_fd(agent, req, &files[req % NFILES]);
+		m = expect(sva, EPSEC__ENVELOPE__BODY_EVENT);
+		assert_true(epsec_msg_carries_fd(m));
+		send_verdict(sva, m->event->req_id, EPSEC__ACTION__ACTION_ALLOW);
+		epsec_msg_free(m);
+		expect_verdict(agent, req, EPSEC__ACTION__ACTION_ALLOW);
+	}
+	assert_int_equal(count_fds("/proc/self/fd"), self_before);
+	assert_int_equal(status_counter(ch, "fds_passed"), 50);
+	peer_free(agent);
+	peer_free(sva);
+}
+
+/* ------------------------------------------------------------ libepsec */
+
+#define REAL_AGENT 1u
+#define REAL_SIZE 3000u
+
+/* Files as mux_sva checks them: its content follows from its path. */
+struct realfile {
+	int fd;
+	uint64_t seq;
+	struct stat st;
+};
+
+static void realfile_open(struct realfile *f, uint64_t seq)
+{
+	char path[] = "/tmp/epsec-test-fdpass.XXXXXX";
+	uint8_t buf[REAL_SIZE];
+
+	f->seq = seq;
+	f->fd = mkstemp(path);
+	assert_true(f->fd >= 0);
+	assert_int_equal(unlink(path), 0);
+	mux_test_content(REAL_AGENT, seq, 0, buf, sizeof(buf));
+	assert_int_equal(write(f->fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	assert_int_equal(fstat(f->fd, &f->st), 0);
+}
+
+static void start_real_sva(struct chain *ch)
+{
+	char bin[4096];
+	const char *top = getenv("top_builddir");
+
+	snprintf(bin, sizeof(bin), "%s/t/integration/mux_sva", top ? top : ".");
+	ch->sva_pid = fork();
+	assert_true(ch->sva_pid >= 0);
+	if (ch->sva_pid == 0) {
+		execl(bin, "mux_sva", "-u", ch->svas_uri, "-i", "sva-real", "-m", "check", "-t", "1",
+		      (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		struct json_object *st = mux_status(ch), *svas;
+		bool up = st && json_object_object_get_ex(st, "svas", &svas) &&
+			  json_object_array_length(svas) == 1;
+
+		json_object_put(st);
+		if (up)
+			return;
+		usleep(25000);
+	}
+	fail_msg("mux_sva did not join the mux");
+}
+
+/* DATA for a READ, from the named file's content as mux_sva expects it. */
+static void answer_read(struct peer *agent, const Epsec__Read *rd, const struct realfile *named)
+{
+	uint8_t buf[REAL_SIZE];
+	size_t n = rd->offset < REAL_SIZE ? REAL_SIZE - (size_t)rd->offset : 0;
+	Epsec__Envelope out = EPSEC__ENVELOPE__INIT;
+	Epsec__Data d = EPSEC__DATA__INIT;
+
+	n = n < rd->length ? n : rd->length;
+	mux_test_content(REAL_AGENT, named->seq, rd->offset, buf, n);
+	d.req_id = rd->req_id;
+	d.offset = rd->offset;
+	d.has_data = 1;
+	d.data.data = buf;
+	d.data.len = n;
+	out.body_case = EPSEC__ENVELOPE__BODY_DATA;
+	out.data = &d;
+	assert_int_equal(epsec_conn_send(agent->conn, &out), 0);
+}
+
+/* An EVENT naming file `named` (its path, dev, ino, size) with `fd` passed
+ * alongside; the agent answers READs from `named`'s content. The verdict;
+ * *reads counts the READs it took. */
+static Epsec__Action real_event(struct peer *agent, uint64_t req, const struct realfile *named,
+				int fd, unsigned *reads)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Event ev = EPSEC__EVENT__INIT;
+	char path[64];
+
+	mux_test_path(path, sizeof(path), REAL_AGENT, named->seq);
+	ev.req_id = req;
+	ev.kind = EPSEC__EVENT_KIND__KIND_OPEN;
+	ev.has_dev = ev.has_ino = ev.has_size = 1;
+	ev.dev = (uint64_t)named->st.st_dev;
+	ev.ino = (uint64_t)named->st.st_ino;
+	ev.size = REAL_SIZE;
+	ev.path = path;
+	ev.has_local_fd = ev.local_fd = 1;
+	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
+	env.event = &ev;
+	assert_int_equal(epsec_conn_send_fd(agent->conn, &env, fd), 0);
+	*reads = 0;
+	for (;;) {
+		int got_fd;
+		epsec_msg *m = next_msg(agent, WAIT_MS, &got_fd);
+		Epsec__Action action;
+
+		if (!m)
+			fail_msg("no VERDICT for event %llu", (unsigned long long)req);
+		assert_int_equal(got_fd, -1);
+		if (m->body_case == EPSEC__ENVELOPE__BODY_READ) {
+			assert_int_equal(m->read->req_id, req);
+			answer_read(agent, m->read, named);
+			(*reads)++;
+			epsec_msg_free(m);
+			continue;
+		}
+		if (m->body_case != EPSEC__ENVELOPE__BODY_VERDICT)
+			fail_msg("expected VERDICT or READ, got %s", epsec_msg_name(m->body_case));
+		assert_int_equal(m->verdict->req_id, req);
+		action = m->verdict->action;
+		epsec_msg_free(m);
+		return action;
+	}
+}
+
+/* libepsec reads the passed fd itself when it is the file the EVENT names
+ * (no READ at all), and otherwise closes it and reads through the mux: an
+ * fd of another file, or of a pipe, is never read. mux_sva answers DENY
+ * when the bytes it read are not the named file's. */
+static void test_libepsec_checks_fd(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *agent = peer_new();
+	struct realfile a, b, pipe_named = { .fd = -1 };
+	int pipefd[2], before;
+	unsigned reads;
+
+	start_real_sva(ch);
+	assert_true(status_peer_fds(ch, "svas"));
+	realfile_open(&a, 1);
+	realfile_open(&b, 2);
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	before = mux_fds(ch);
+	/* The right file: read through the fd. */
+	assert_int_equal(real_event(agent, 1, &a, a.fd, &reads), EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(reads, 0);
+	assert_int_equal(real_event(agent, 2, &b, b.fd, &reads), EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(reads, 0);
+	/* Another file's fd for a: never read; READ gives a's bytes. */
+	assert_int_equal(real_event(agent, 3, &a, b.fd, &reads), EPSEC__ACTION__ACTION_ALLOW);
+	assert_true(reads >= 1);
+	/* Not a regular file, though its dev and ino are the ones named. */
+	pipe_named.seq = 3;
+	assert_int_equal(fstat(pipefd[0], &pipe_named.st), 0);
+	assert_int_equal(real_event(agent, 4, &pipe_named, pipefd[0], &reads),
+			 EPSEC__ACTION__ACTION_ALLOW);
+	assert_true(reads >= 1);
+	assert_int_equal(status_counter(ch, "fds_passed"), 4);
+	expect_mux_fds(ch, before);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(a.fd);
+	close(b.fd);
+	peer_free(agent);
+}
+
+static int group_setup(void **state)
+{
+	epsec_log_open("test_fdpass", EPSEC_DEST_STDERR,
+		       getenv("EPSEC_TEST_VERBOSE") ? EPSEC_LOG_DEBUG : EPSEC_LOG_ERR);
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 0; i < NFILES; i++)
+		files[i].fd = -1;
+	if (epsec_loader_init(NULL) < 0 || epsec_loop_new(&loop) < 0)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	epsec_loop_free(loop);
+	epsec_loader_exit();
+	return 0;
+}
+
+#define T(f, setup) cmocka_unit_test_setup_teardown(f, setup, stop_mux)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_fd_reaches_sva, start_mux),
+		T(test_sva_without_fd, start_mux),
+		T(test_pass_fds_off, start_mux_nofds),
+		T(test_no_fd_offer_without_fd_svas, start_mux_tcp_svas),
+		T(test_local_fd_without_fd, start_mux),
+		T(test_stray_fds, start_mux),
+		T(test_redispatch_without_fd, start_mux),
+		T(test_redispatch_backlog_keeps_fd, start_mux_window1),
+		T(test_backlog_fds_released, start_mux_window1),
+		T(test_no_fd_leak, start_mux),
+		T(test_untaken_fd_closed, start_mux),
+		T(test_libepsec_checks_fd, start_mux),
+	};
+
+	return cmocka_run_group_tests_name("fdpass", tests, group_setup, group_teardown);
+}
