@@ -243,7 +243,14 @@ static void conn_watch(struct epsec_conn *c)
 		c->events = want;
 }
 
-static int conn_send_raw(struct epsec_conn *c, const epsec_msg *m)
+/* A 1.0 transport descriptor ends before send_fd: never read past it. */
+static bool tr_passes_fds(const struct epsec_transport_plugin *tr)
+{
+	return tr->abi_minor >= 1 && tr->send_fd && tr->recv_fd;
+}
+
+/* `fd` >= 0 goes along with the message (the caller checked the link can). */
+static int conn_send_raw(struct epsec_conn *c, const epsec_msg *m, int fd)
 {
 	void *buf;
 	size_t len;
@@ -256,17 +263,11 @@ static int conn_send_raw(struct epsec_conn *c, const epsec_msg *m)
 	r = epsec_msg_encode(m, &buf, &len);
 	if (r < 0)
 		return r;
-	r = c->tr->send(c->link, buf, len);
+	r = fd >= 0 ? c->tr->send_fd(c->link, buf, len, fd) : c->tr->send(c->link, buf, len);
 	free(buf);
 	if (r == 0)
 		conn_watch(c);
 	return r;
-}
-
-/* A 1.0 transport descriptor ends before send_fd: never read past it. */
-static bool tr_passes_fds(const struct epsec_transport_plugin *tr)
-{
-	return tr->abi_minor >= 1 && tr->send_fd && tr->recv_fd;
 }
 
 bool epsec_conn_passes_fds(const struct epsec_conn *c)
@@ -276,24 +277,10 @@ bool epsec_conn_passes_fds(const struct epsec_conn *c)
 
 int epsec_conn_send_fd(struct epsec_conn *c, const epsec_msg *m, int fd)
 {
-	void *buf;
-	size_t len;
-	int r;
+	int r = tr_passes_fds(c->tr) ? conn_send_raw(c, m, fd) : -EOPNOTSUPP;
 
-	if (c->closed)
-		return -ENOTCONN;
-	if (c->dead)
-		return c->dead;
-	if (!tr_passes_fds(c->tr))
-		return -EOPNOTSUPP;
-	r = epsec_msg_encode(m, &buf, &len);
-	if (r < 0)
-		return r;
-	r = c->tr->send_fd(c->link, buf, len, fd);
-	free(buf);
-	if (r == 0)
-		conn_watch(c);
-	else if (r != -EAGAIN && r != -EMSGSIZE && r != -ENOMEM)
+	if (r < 0 && r != -EAGAIN && r != -EMSGSIZE && r != -ENOMEM && r != -ENOTCONN &&
+	    r != -EOPNOTSUPP)
 		conn_fail_later(c, r);
 	return r;
 }
@@ -308,7 +295,7 @@ int epsec_conn_take_fd(struct epsec_conn *c)
 
 int epsec_conn_send(struct epsec_conn *c, const epsec_msg *m)
 {
-	int r = conn_send_raw(c, m);
+	int r = conn_send_raw(c, m, -1);
 
 	if (r < 0 && r != -ENOBUFS && r != -EMSGSIZE && r != -ENOTCONN && r != -EINVAL &&
 	    r != -ENOMEM)
@@ -326,7 +313,7 @@ static void send_error(struct epsec_conn *c, uint32_t code, const char *why)
 	env.body_case = EPSEC__ENVELOPE__BODY_ERROR;
 	env.error = &err;
 	/* Best effort: the link is about to go whatever happens. */
-	if (conn_send_raw(c, &env) == 0)
+	if (conn_send_raw(c, &env, -1) == 0)
 		c->tr->flush(c->link);
 }
 
