@@ -111,6 +111,7 @@ static struct json_object *status(void)
 
 	add_str(m, "uri", ctl.s->mux);
 	json_object_object_add(m, "connected", json_object_new_boolean(vsep_mux_ready()));
+	json_object_object_add(m, "pass_fds", json_object_new_boolean(vsep_mux_passes_fds()));
 	json_object_object_add(o, "mux", m);
 	json_object_object_add(o, "protect", protect_list());
 	json_object_object_add(o, "counters", counters());

@@ -275,7 +275,12 @@ static void print_vsep(struct json_object *o)
 			       jelem(jget(p, "mounts"), j));
 	}
 	print_counters(o);
-	printf("  in flight: %lld\n", jint(o, "in_flight"));
+	printf("  in flight: %lld; signature generation %lld; files go to the SVA ", jint(o, "in_flight"),
+	       jint(o, "generation"));
+	if (jbool(jget(o, "mux"), "pass_fds"))
+		printf("as fds (the SVA reads them itself)\n");
+	else
+		printf("with up to %lld bytes inline\n", jint(o, "inline_bytes"));
 }
 
 static void join_strings(struct json_object *a, char *buf, size_t len)
@@ -300,19 +305,21 @@ static void print_mux(struct json_object *o)
 		struct json_object *a = json_object_array_get_idx(agents, i);
 
 		printf("    %s  %s  %s  version %lld  events %lld  in flight %lld  last seen %lld ms "
-		       "ago\n", jstr(a, "id"), jstr(a, "transport"), jstr(a, "peer"),
+		       "ago%s\n", jstr(a, "id"), jstr(a, "transport"), jstr(a, "peer"),
 		       jint(a, "version"), jint(a, "events"), jint(a, "in_flight"),
-		       jint(a, "last_seen_ms"));
+		       jint(a, "last_seen_ms"), jbool(a, "pass_fds") ? "  passes fds" : "");
 	}
 	printf("  svas: %zu\n", jlen(svas));
 	for (size_t i = 0; i < jlen(svas); i++) {
 		struct json_object *s = json_object_array_get_idx(svas, i);
 
 		join_strings(jget(s, "engines"), engines, sizeof(engines));
-		printf("    %s  %s  engines %s  generation %lld  in flight %lld  events %lld\n",
+		printf("    %s  %s  engines %s  generation %lld  in flight %lld  events %lld%s\n",
 		       jstr(s, "id"), jstr(s, "peer"), engines, jint(s, "generation"),
-		       jint(s, "in_flight"), jint(s, "events"));
+		       jint(s, "in_flight"), jint(s, "events"),
+		       jbool(s, "pass_fds") ? "  takes fds" : "");
 	}
+	printf("  signature generation (newest of the svas): %lld\n", jint(o, "generation"));
 	print_counters(o);
 	lat = jget(o, "latency");
 	printf("  routing latency (last %lld verdicts): p50 %lld us, p99 %lld us, max %lld us\n",
