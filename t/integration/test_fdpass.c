@@ -9,52 +9,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
-#include <epsec/version.h>
 
-#include "ctl.h"
-#include "link.h"
-#include "loader.h"
-#include "log.h"
-#include "loop.h"
-#include "msg.h"
+#include "mux_harness.h"
 #include "mux_content.h"
 
-#define QMAX 256
-#define WAIT_MS 3000
-#define QUIET_MS 200
-#define NPEERS 8
 #define NFILES 4
 #define MANY 200
 #define BATCH 20
-
-struct peer {
-	struct epsec_conn *conn;
-	epsec_msg *q[QMAX];
-	int qfd[QMAX];      /* the fd that came with q[i], or -1 */
-	size_t n;
-	bool closed;
-	bool leave_fds;     /* do not take passed fds: link.c must close them */
-};
-
-struct chain {
-	char dir[64];
-	char agents_uri[160], svas_uri[160], ctl[128];
-	pid_t pid;
-	pid_t sva_pid;   /* mux_sva (libepsec), when a test starts one */
-};
 
 /* What the agent's files hold: each test file has its own content. */
 struct tfile {
@@ -63,157 +25,7 @@ struct tfile {
 	char text[64];
 };
 
-static struct epsec_loop *loop;
-/* Peers live here, not on a test's stack: a failed test longjmps away,
- * and the teardown still closes what it left open. */
-static struct peer peers[NPEERS];
-static bool peer_used[NPEERS];
 static struct tfile files[NFILES];
-
-/* ------------------------------------------------------------ the loop */
-
-static void peer_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
-{
-	struct peer *p = arg;
-	int fd = -1;
-
-	if (epsec_msg_carries_fd(m) && !p->leave_fds)
-		fd = epsec_conn_take_fd(c);
-	if (p->n < QMAX) {
-		p->qfd[p->n] = fd < 0 ? -1 : fd;
-		p->q[p->n++] = m;
-		return;
-	}
-	epsec_msg_free(m);
-	if (fd >= 0)
-		close(fd);
-}
-
-static void peer_close(struct epsec_conn *c, int reason, void *arg)
-{
-	struct peer *p = arg;
-
-	p->closed = true;
-	p->conn = NULL;
-}
-
-struct pump {
-	bool (*done)(struct peer *p);
-	struct peer *p;
-	uint64_t deadline;
-	bool ok;
-};
-
-static void pump_tick(struct epsec_loop *l, void *arg)
-{
-	struct pump *pu = arg;
-
-	if (pu->done && pu->done(pu->p))
-		pu->ok = true;
-	if (pu->ok || epsec_now_ms() >= pu->deadline)
-		epsec_loop_stop(l);
-}
-
-static bool pump(bool (*done)(struct peer *), struct peer *p, unsigned timeout_ms)
-{
-	struct pump pu = { done, p, epsec_now_ms() + timeout_ms, false };
-	int id = epsec_loop_add_timer(loop, 5, pump_tick, &pu);
-
-	assert_true(id > 0);
-	epsec_loop_run(loop);
-	epsec_loop_del_timer(loop, id);
-	return pu.ok;
-}
-
-static bool has_msg(struct peer *p)
-{
-	return p->n > 0;
-}
-
-static bool is_closed(struct peer *p)
-{
-	return p->closed;
-}
-
-/* The next message and the fd that came with it (-1: none). */
-static epsec_msg *next_msg(struct peer *p, unsigned timeout_ms, int *fd)
-{
-	epsec_msg *m;
-
-	if (!p->n && !pump(has_msg, p, timeout_ms))
-		return NULL;
-	m = p->q[0];
-	*fd = p->qfd[0];
-	p->n--;
-	memmove(p->q, p->q + 1, p->n * sizeof(p->q[0]));
-	memmove(p->qfd, p->qfd + 1, p->n * sizeof(p->qfd[0]));
-	return m;
-}
-
-static epsec_msg *expect_fd(struct peer *p, Epsec__Envelope__BodyCase body, int *fd)
-{
-	epsec_msg *m = next_msg(p, WAIT_MS, fd);
-
-	if (!m)
-		fail_msg("expected %s, got nothing", epsec_msg_name(body));
-	if (m->body_case != body)
-		fail_msg("expected %s, got %s", epsec_msg_name(body), epsec_msg_name(m->body_case));
-	return m;
-}
-
-/* A message that came with no fd. */
-static epsec_msg *expect(struct peer *p, Epsec__Envelope__BodyCase body)
-{
-	int fd;
-	epsec_msg *m = expect_fd(p, body, &fd);
-
-	if (fd >= 0)
-		fail_msg("%s came with an fd", epsec_msg_name(body));
-	return m;
-}
-
-static void expect_quiet(struct peer *p)
-{
-	pump(NULL, NULL, QUIET_MS);
-	if (p->n)
-		fail_msg("unexpected %s", epsec_msg_name(p->q[0]->body_case));
-}
-
-static struct peer *peer_new(void)
-{
-	for (size_t i = 0; i < NPEERS; i++) {
-		if (!peer_used[i]) {
-			peer_used[i] = true;
-			memset(&peers[i], 0, sizeof(peers[i]));
-			return &peers[i];
-		}
-	}
-	fail_msg("out of test peers");
-	return NULL;
-}
-
-static void peer_free(struct peer *p)
-{
-	if (p->conn)
-		epsec_conn_close(p->conn);
-	p->conn = NULL;
-	p->closed = true;
-	for (size_t i = 0; i < p->n; i++) {
-		epsec_msg_free(p->q[i]);
-		if (p->qfd[i] >= 0)
-			close(p->qfd[i]);
-	}
-	p->n = 0;
-}
-
-static void peers_release(void)
-{
-	for (size_t i = 0; i < NPEERS; i++) {
-		if (peer_used[i])
-			peer_free(&peers[i]);
-		peer_used[i] = false;
-	}
-}
 
 /* ------------------------------------------------------------ fds */
 
@@ -316,141 +128,47 @@ static void check_same_file(int fd, const struct tfile *f)
 
 /* ------------------------------------------------------------ messages */
 
-static void send_hello(struct peer *p, Epsec__Role role, const char *id, bool fds)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Hello h = EPSEC__HELLO__INIT;
-	char *engines[] = { "eicar" };
-	char *caps[] = { (char *)EPSEC_CAP_FD };
-
-	h.version_min = EPSEC_PROTO_VERSION_MIN;
-	h.version_max = EPSEC_PROTO_VERSION_MAX;
-	h.role = role;
-	h.id = (char *)id;
-	h.build = "test";
-	if (fds) {
-		h.n_capabilities = 1;
-		h.capabilities = caps;
-	}
-	if (role == EPSEC__ROLE__ROLE_SVA) {
-		h.n_engines = 1;
-		h.engines = engines;
-		h.has_generation = 1;
-		h.generation = 7;
-	}
-	env.body_case = EPSEC__ENVELOPE__BODY_HELLO;
-	env.hello = &h;
-	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
-}
-
 /* Whether the mux's WELCOME offers fd passing. */
 static bool join(struct peer *p, const char *uri, Epsec__Role role, const char *id, bool fds)
 {
-	epsec_msg *m;
+	epsec_msg *m = join_welcome(p, uri, role, id, fds);
 	bool offered;
 
-	assert_int_equal(epsec_connect(loop, uri, NULL, EPSEC_ROLE_MUX, &p->conn), 0);
-	epsec_conn_set_handlers(p->conn, peer_msg, peer_close, p);
 	assert_true(epsec_conn_passes_fds(p->conn));
-	send_hello(p, role, id, fds);
-	m = expect(p, EPSEC__ENVELOPE__BODY_WELCOME);
-	assert_string_equal(m->welcome->id, "test-mux");
 	offered = epsec_caps_has(m->welcome->capabilities, m->welcome->n_capabilities,
 				 EPSEC_CAP_FD);
 	epsec_msg_free(m);
 	return offered;
 }
 
-static void fill_event(Epsec__Event *ev, uint64_t req, const struct tfile *f)
+/* An EVENT for file f, as vsep sends it: local_fd set and f's fd passed
+ * with it, no inline bytes. A broken agent's: says_fd false or fd -1. */
+static void send_event(struct peer *p, uint64_t req, const struct tfile *f, bool says_fd,
+		       int fd)
 {
-	ev->req_id = req;
-	ev->kind = EPSEC__EVENT_KIND__KIND_OPEN;
-	ev->has_dev = ev->has_ino = ev->has_size = 1;
-	ev->dev = (uint64_t)f->st.st_dev;
-	ev->ino = (uint64_t)f->st.st_ino;
-	ev->size = (uint64_t)f->st.st_size;
-	ev->path = "/srv/fdpass";
-	ev->exe = "/bin/cat";
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Event ev = EPSEC__EVENT__INIT;
+
+	ev.req_id = req;
+	ev.kind = EPSEC__EVENT_KIND__KIND_OPEN;
+	ev.has_dev = ev.has_ino = ev.has_size = 1;
+	ev.dev = (uint64_t)f->st.st_dev;
+	ev.ino = (uint64_t)f->st.st_ino;
+	ev.size = (uint64_t)f->st.st_size;
+	ev.path = "/srv/fdpass";
+	ev.exe = "/bin/cat";
+	ev.has_local_fd = ev.local_fd = says_fd;
+	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
+	env.event = &ev;
+	if (fd >= 0)
+		assert_int_equal(epsec_conn_send_fd(p->conn, &env, fd), 0);
+	else
+		send_env(p, &env);
 }
 
-/* As vsep sends it: the file's fd, no inline bytes. */
 static void send_event_fd(struct peer *p, uint64_t req, const struct tfile *f)
 {
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Event ev = EPSEC__EVENT__INIT;
-
-	fill_event(&ev, req, f);
-	ev.has_local_fd = ev.local_fd = 1;
-	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
-	env.event = &ev;
-	assert_int_equal(epsec_conn_send_fd(p->conn, &env, f->fd), 0);
-}
-
-/* An EVENT that says an fd came with it when none did. */
-static void send_event_lying(struct peer *p, uint64_t req, const struct tfile *f)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Event ev = EPSEC__EVENT__INIT;
-
-	fill_event(&ev, req, f);
-	ev.has_local_fd = ev.local_fd = 1;
-	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
-	env.event = &ev;
-	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
-}
-
-/* An fd passed with an EVENT that does not say so. */
-static void send_event_stray_fd(struct peer *p, uint64_t req, const struct tfile *f)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Event ev = EPSEC__EVENT__INIT;
-
-	fill_event(&ev, req, f);
-	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
-	env.event = &ev;
-	assert_int_equal(epsec_conn_send_fd(p->conn, &env, f->fd), 0);
-}
-
-static void send_read(struct peer *p, uint64_t id, uint64_t off, uint32_t len)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Read rd = EPSEC__READ__INIT;
-
-	rd.req_id = id;
-	rd.offset = off;
-	rd.length = len;
-	env.body_case = EPSEC__ENVELOPE__BODY_READ;
-	env.read = &rd;
-	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
-}
-
-static void send_data(struct peer *p, uint64_t req, uint64_t off, const char *bytes)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Data d = EPSEC__DATA__INIT;
-
-	d.req_id = req;
-	d.offset = off;
-	d.has_data = 1;
-	d.data.data = (uint8_t *)bytes;
-	d.data.len = strlen(bytes);
-	env.body_case = EPSEC__ENVELOPE__BODY_DATA;
-	env.data = &d;
-	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
-}
-
-static void send_verdict(struct peer *p, uint64_t id, Epsec__Action action)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Verdict v = EPSEC__VERDICT__INIT;
-
-	v.req_id = id;
-	v.action = action;
-	v.engine = "eicar";
-	v.signature = "Test-Signature";
-	env.body_case = EPSEC__ENVELOPE__BODY_VERDICT;
-	env.verdict = &v;
-	assert_int_equal(epsec_conn_send(p->conn, &env), 0);
+	send_event(p, req, f, true, f->fd);
 }
 
 /* The SVA's EVENT, with the agent's file: its mux id. */
@@ -481,27 +199,6 @@ static uint64_t expect_event_without_fd(struct peer *sva)
 	return id;
 }
 
-static void expect_verdict(struct peer *agent, uint64_t req, Epsec__Action action)
-{
-	epsec_msg *m = expect(agent, EPSEC__ENVELOPE__BODY_VERDICT);
-
-	assert_int_equal(m->verdict->req_id, req);
-	assert_int_equal(m->verdict->action, action);
-	epsec_msg_free(m);
-}
-
-static void expect_error(struct peer *p, uint64_t req, uint32_t code)
-{
-	epsec_msg *m = expect(p, EPSEC__ENVELOPE__BODY_ERROR);
-
-	if (req) {
-		assert_true(m->error->has_req_id);
-		assert_int_equal(m->error->req_id, req);
-	}
-	assert_int_equal(m->error->code, code);
-	epsec_msg_free(m);
-}
-
 /* READ from the SVA reaches the agent as its own request; DATA goes back. */
 static void read_through_mux(struct peer *agent, uint64_t req, struct peer *sva, uint64_t id,
 			     const struct tfile *f)
@@ -521,54 +218,32 @@ static void read_through_mux(struct peer *agent, uint64_t req, struct peer *sva,
 	epsec_msg_free(m);
 }
 
+/* The agent's file reaches the SVA with its fd; the SVA's ALLOW comes back. */
+static void scan_with_fd(struct peer *agent, uint64_t req, struct peer *sva, const struct tfile *f)
+{
+	send_event_fd(agent, req, f);
+	send_verdict(sva, expect_event_with_fd(sva, f), EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, req, EPSEC__ACTION__ACTION_ALLOW);
+}
+
+/* The agent passes f's fd but the SVA gets none: it reads f through the
+ * mux, and the mux ends holding no more fds than before. */
+static void scan_without_fd(const struct chain *ch, struct peer *agent, uint64_t req,
+			    struct peer *sva, const struct tfile *f)
+{
+	int before = mux_fds(ch);
+	uint64_t id;
+
+	send_event_fd(agent, req, f);
+	id = expect_event_without_fd(sva);
+	read_through_mux(agent, req, sva, id, f);
+	send_verdict(sva, id, EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(agent, req, EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(status_counter(ch, "fds_passed"), 0);
+	expect_mux_fds(ch, before);
+}
+
 /* ------------------------------------------------------------ the mux */
-
-static const char *mux_binary(void)
-{
-	static char path[4096];
-	const char *top = getenv("top_builddir");
-
-	snprintf(path, sizeof(path), "%s/mux/epsec-mux", top ? top : ".");
-	return path;
-}
-
-static void write_conf(const struct chain *ch, const char *path, const char *extra)
-{
-	FILE *f = fopen(path, "w");
-	const char *verbose = getenv("EPSEC_TEST_VERBOSE");
-
-	assert_non_null(f);
-	fprintf(f,
-		"DEBUG_LEVEL = %d;\nDEBUG_DEST = 3;\nid = \"test-mux\";\n"
-		"control = \"%s\";\nagents = [ \"%s\" ];\nsvas = [ \"%s\" ];\n"
-		"agent_log_dir = \"%s/agents\";\nsva_timeout_ms = 5000;\n%s",
-		verbose ? 7 : 4, ch->ctl, ch->agents_uri, ch->svas_uri, ch->dir, extra);
-	fclose(f);
-}
-
-static struct json_object *mux_status(const struct chain *ch)
-{
-	struct json_object *req = json_object_new_object(), *reply = NULL;
-	int rc;
-
-	json_object_object_add(req, "cmd", json_object_new_string("status"));
-	rc = epsec_ctl_call(ch->ctl, req, 1000, &reply);
-	json_object_put(req);
-	return rc == 0 ? reply : NULL;
-}
-
-static long long status_counter(const struct chain *ch, const char *name)
-{
-	struct json_object *st = mux_status(ch), *counters, *v;
-	long long n = -1;
-
-	assert_non_null(st);
-	if (json_object_object_get_ex(st, "counters", &counters) &&
-	    json_object_object_get_ex(counters, name, &v))
-		n = json_object_get_int64(v);
-	json_object_put(st);
-	return n;
-}
 
 /* "pass_fds" of the first peer in status's "agents" or "svas". */
 static bool status_peer_fds(const struct chain *ch, const char *list)
@@ -586,64 +261,18 @@ static bool status_peer_fds(const struct chain *ch, const char *list)
 	return fds;
 }
 
-static void wait_ready(const struct chain *ch)
+static int start_mux_with(void **state, const char *extra, bool svas_on_tcp)
 {
-	for (int i = 0; i < 200; i++) {
-		struct json_object *st = mux_status(ch);
+	struct chain *ch = chain_new("fdpass");
+	char settings[128];
 
-		if (st) {
-			json_object_put(st);
-			return;
-		}
-		usleep(25000);
-	}
-	fail_msg("epsec-mux did not answer on %s", ch->ctl);
-}
-
-/* Set by a setup that wants the SVA endpoint on tcp:// (no fds there). */
-static bool svas_on_tcp;
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static int start_mux_with(void **state, const char *extra)
-{
-	struct chain *ch = calloc(1, sizeof(*ch));
-	char conf[128];
-
-	assert_non_null(ch);
-	snprintf(ch->dir, sizeof(ch->dir), "/tmp/epsec-fdpass-test.XXXXXX");
-	assert_non_null(mkdtemp(ch->dir));
 	snprintf(ch->agents_uri, sizeof(ch->agents_uri), "unix://%s/agents.sock", ch->dir);
 	if (svas_on_tcp)
 		snprintf(ch->svas_uri, sizeof(ch->svas_uri), "tcp://127.0.0.1:%d", free_port());
 	else
 		snprintf(ch->svas_uri, sizeof(ch->svas_uri), "unix://%s/svas.sock", ch->dir);
-	svas_on_tcp = false;
-	snprintf(ch->ctl, sizeof(ch->ctl), "%s/epsec-mux.ctl", ch->dir);
-	snprintf(conf, sizeof(conf), "%s/epsec-mux.conf", ch->dir);
-	write_conf(ch, conf, extra);
-	ch->pid = fork();
-	assert_true(ch->pid >= 0);
-	if (ch->pid == 0) {
-		if (getenv("EPSEC_MUX_WRAPPER"))
-			execl("/bin/sh", "sh", "-c", "exec $EPSEC_MUX_WRAPPER \"$0\" -f -c \"$1\"",
-			      mux_binary(), conf, (char *)NULL);
-		else
-			execl(mux_binary(), "epsec-mux", "-f", "-c", conf, (char *)NULL);
-		_exit(127);
-	}
-	wait_ready(ch);
+	snprintf(settings, sizeof(settings), "sva_timeout_ms = 5000;\n%s", extra);
+	mux_start(ch, settings);
 	files_open();
 	*state = ch;
 	return 0;
@@ -651,23 +280,23 @@ static int start_mux_with(void **state, const char *extra)
 
 static int start_mux(void **state)
 {
-	return start_mux_with(state, "");
+	return start_mux_with(state, "", false);
 }
 
 static int start_mux_nofds(void **state)
 {
-	return start_mux_with(state, "pass_fds = false;\n");
+	return start_mux_with(state, "pass_fds = false;\n", false);
 }
 
+/* The SVA endpoint on tcp://, where no fds go. */
 static int start_mux_tcp_svas(void **state)
 {
-	svas_on_tcp = true;
-	return start_mux_with(state, "");
+	return start_mux_with(state, "", true);
 }
 
 static int start_mux_window1(void **state)
 {
-	return start_mux_with(state, "sva_window = 1;\n");
+	return start_mux_with(state, "sva_window = 1;\n", false);
 }
 
 /* A clean exit after all of it: an fd the mux mishandled (closed twice,
@@ -675,22 +304,12 @@ static int start_mux_window1(void **state)
 static int stop_mux(void **state)
 {
 	struct chain *ch = *state;
-	char cmd[160];
-	int status = 0;
+	int status;
 
 	peers_release();
 	files_close();
-	if (ch->sva_pid > 0) {
-		assert_int_equal(kill(ch->sva_pid, SIGTERM), 0);
-		assert_int_equal(waitpid(ch->sva_pid, &status, 0), ch->sva_pid);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			fail_msg("mux_sva did not exit cleanly (status %#x)", status);
-	}
-	assert_int_equal(kill(ch->pid, SIGTERM), 0);
-	assert_int_equal(waitpid(ch->pid, &status, 0), ch->pid);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ch->dir);
-	assert_int_equal(system(cmd), 0);
-	free(ch);
+	status = mux_stop(ch);
+	chain_free(ch);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	return 0;
@@ -716,9 +335,7 @@ static void test_fd_reaches_sva(void **state)
 	assert_true(fcntl(files[0].fd, F_GETFD) >= 0);
 	send_verdict(sva, id, EPSEC__ACTION__ACTION_DENY);
 	expect_verdict(agent, 1, EPSEC__ACTION__ACTION_DENY);
-	send_event_fd(agent, 2, &files[1]);
-	send_verdict(sva, expect_event_with_fd(sva, &files[1]), EPSEC__ACTION__ACTION_ALLOW);
-	expect_verdict(agent, 2, EPSEC__ACTION__ACTION_ALLOW);
+	scan_with_fd(agent, 2, sva, &files[1]);
 	assert_int_equal(status_counter(ch, "fds_passed"), 2);
 	assert_int_equal(status_counter(ch, "events"), 2);
 	/* An agent that does not say "fd" is not offered it. */
@@ -738,20 +355,11 @@ static void test_sva_without_fd(void **state)
 {
 	struct chain *ch = *state;
 	struct peer *agent = peer_new(), *sva = peer_new();
-	uint64_t id;
-	int before;
 
 	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
 	assert_false(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-old", false));
 	assert_false(status_peer_fds(ch, "svas"));
-	before = mux_fds(ch);
-	send_event_fd(agent, 5, &files[2]);
-	id = expect_event_without_fd(sva);
-	read_through_mux(agent, 5, sva, id, &files[2]);
-	send_verdict(sva, id, EPSEC__ACTION__ACTION_ALLOW);
-	expect_verdict(agent, 5, EPSEC__ACTION__ACTION_ALLOW);
-	assert_int_equal(status_counter(ch, "fds_passed"), 0);
-	expect_mux_fds(ch, before);
+	scan_without_fd(ch, agent, 5, sva, &files[2]);
 	peer_free(agent);
 	peer_free(sva);
 }
@@ -762,21 +370,12 @@ static void test_pass_fds_off(void **state)
 {
 	struct chain *ch = *state;
 	struct peer *agent = peer_new(), *sva = peer_new();
-	uint64_t id;
-	int before;
 
 	assert_false(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
 	assert_false(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
 	assert_false(status_peer_fds(ch, "agents"));
 	assert_false(status_peer_fds(ch, "svas"));
-	before = mux_fds(ch);
-	send_event_fd(agent, 9, &files[0]);
-	id = expect_event_without_fd(sva);
-	read_through_mux(agent, 9, sva, id, &files[0]);
-	send_verdict(sva, id, EPSEC__ACTION__ACTION_ALLOW);
-	expect_verdict(agent, 9, EPSEC__ACTION__ACTION_ALLOW);
-	assert_int_equal(status_counter(ch, "fds_passed"), 0);
-	expect_mux_fds(ch, before);
+	scan_without_fd(ch, agent, 9, sva, &files[0]);
 	peer_free(agent);
 	peer_free(sva);
 }
@@ -804,14 +403,13 @@ static void test_local_fd_without_fd(void **state)
 	assert_true(join(liar, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-liar", true));
 	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
 	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
-	send_event_lying(liar, 1, &files[0]);
+	/* It says an fd came with it; none did. */
+	send_event(liar, 1, &files[0], true, -1);
 	expect_error(liar, 0, EPROTO);
 	assert_true(pump(is_closed, liar, WAIT_MS));
 	expect_quiet(sva);
 	assert_int_equal(status_counter(ch, "rejected"), 1);
-	send_event_fd(agent, 1, &files[1]);
-	send_verdict(sva, expect_event_with_fd(sva, &files[1]), EPSEC__ACTION__ACTION_ALLOW);
-	expect_verdict(agent, 1, EPSEC__ACTION__ACTION_ALLOW);
+	scan_with_fd(agent, 1, sva, &files[1]);
 	peer_free(liar);
 	peer_free(agent);
 	peer_free(sva);
@@ -831,7 +429,7 @@ static void test_stray_fds(void **state)
 	assert_true(join(stray, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-stray", true));
 	before = mux_fds(ch);
 	for (i = 0; i <= 16; i++)
-		send_event_stray_fd(stray, (uint64_t)i + 1, &files[i % NFILES]);
+		send_event(stray, (uint64_t)i + 1, &files[i % NFILES], false, files[i % NFILES].fd);
 	/* No SVA yet: each EVENT the mux reads is answered EHOSTUNREACH. */
 	for (;;) {
 		m = expect(stray, EPSEC__ENVELOPE__BODY_ERROR);
@@ -848,9 +446,7 @@ static void test_stray_fds(void **state)
 	expect_mux_fds(ch, before - 1);
 	expect_quiet(agent);
 	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
-	send_event_fd(agent, 3, &files[3]);
-	send_verdict(sva, expect_event_with_fd(sva, &files[3]), EPSEC__ACTION__ACTION_ALLOW);
-	expect_verdict(agent, 3, EPSEC__ACTION__ACTION_ALLOW);
+	scan_with_fd(agent, 3, sva, &files[3]);
 	peer_free(stray);
 	peer_free(agent);
 	peer_free(sva);
@@ -1099,7 +695,7 @@ static void answer_read(struct peer *agent, const Epsec__Read *rd, const struct 
 	d.data.len = n;
 	out.body_case = EPSEC__ENVELOPE__BODY_DATA;
 	out.data = &d;
-	assert_int_equal(epsec_conn_send(agent->conn, &out), 0);
+	send_env(agent, &out);
 }
 
 /* An EVENT naming file `named` (its path, dev, ino, size) with `fd` passed
@@ -1193,20 +789,14 @@ static void test_libepsec_checks_fd(void **state)
 
 static int group_setup(void **state)
 {
-	epsec_log_open("test_fdpass", EPSEC_DEST_STDERR,
-		       getenv("EPSEC_TEST_VERBOSE") ? EPSEC_LOG_DEBUG : EPSEC_LOG_ERR);
-	signal(SIGPIPE, SIG_IGN);
 	for (int i = 0; i < NFILES; i++)
 		files[i].fd = -1;
-	if (epsec_loader_init(NULL) < 0 || epsec_loop_new(&loop) < 0)
-		return -1;
-	return 0;
+	return harness_open("test_fdpass", EPSEC_LOG_ERR);
 }
 
 static int group_teardown(void **state)
 {
-	epsec_loop_free(loop);
-	epsec_loader_exit();
+	harness_close();
 	return 0;
 }
 

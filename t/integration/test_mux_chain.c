@@ -5,217 +5,20 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <cmocka.h>
-#include <epsec/version.h>
 
-#include "ctl.h"
-#include "link.h"
-#include "loader.h"
-#include "log.h"
-#include "loop.h"
-#include "msg.h"
+#include "mux_harness.h"
 
-#define QMAX 64
-#define WAIT_MS 3000
-#define QUIET_MS 200
-#define SVA_TIMEOUT_MS 1500
-#define NPEERS 8
-
-struct peer {
-	struct epsec_conn *conn;
-	epsec_msg *q[QMAX];
-	size_t n;
-	bool closed;
-};
-
-struct chain {
-	char dir[64];
-	char agents_uri[160], svas_uri[64], ctl[128], sock[128];
-	pid_t pid;
-};
-
-static struct epsec_loop *loop;
-/* Peers live here, not on a test's stack: a failed test longjmps away,
- * and the teardown still closes what it left open. */
-static struct peer peers[NPEERS];
-static bool peer_used[NPEERS];
-
-/* ------------------------------------------------------------ the loop */
-
-static void peer_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
-{
-	struct peer *p = arg;
-
-	if (p->n < QMAX)
-		p->q[p->n++] = m;
-	else
-		epsec_msg_free(m);
-}
-
-static void peer_close(struct epsec_conn *c, int reason, void *arg)
-{
-	struct peer *p = arg;
-
-	p->closed = true;
-	p->conn = NULL;
-}
-
-struct pump {
-	bool (*done)(struct peer *p);
-	struct peer *p;
-	uint64_t deadline;
-	bool ok;
-};
-
-static void pump_tick(struct epsec_loop *l, void *arg)
-{
-	struct pump *pu = arg;
-
-	if (pu->done && pu->done(pu->p))
-		pu->ok = true;
-	if (pu->ok || epsec_now_ms() >= pu->deadline)
-		epsec_loop_stop(l);
-}
-
-/* Run the loop until done(p) or timeout_ms. */
-static bool pump(bool (*done)(struct peer *), struct peer *p, unsigned timeout_ms)
-{
-	struct pump pu = { done, p, epsec_now_ms() + timeout_ms, false };
-	int id = epsec_loop_add_timer(loop, 5, pump_tick, &pu);
-
-	assert_true(id > 0);
-	epsec_loop_run(loop);
-	epsec_loop_del_timer(loop, id);
-	return pu.ok;
-}
-
-static bool has_msg(struct peer *p)
-{
-	return p->n > 0;
-}
-
-static bool is_closed(struct peer *p)
-{
-	return p->closed;
-}
-
-static epsec_msg *next_msg(struct peer *p, unsigned timeout_ms)
-{
-	epsec_msg *m;
-
-	if (!p->n && !pump(has_msg, p, timeout_ms))
-		return NULL;
-	m = p->q[0];
-	memmove(p->q, p->q + 1, --p->n * sizeof(p->q[0]));
-	return m;
-}
-
-static epsec_msg *expect(struct peer *p, Epsec__Envelope__BodyCase body)
-{
-	epsec_msg *m = next_msg(p, WAIT_MS);
-
-	assert_non_null(m);
-	if (m->body_case != body)
-		fail_msg("expected %s, got %s", epsec_msg_name(body), epsec_msg_name(m->body_case));
-	return m;
-}
-
-/* Nothing arrives for a while. */
-static void expect_quiet(struct peer *p)
-{
-	pump(NULL, NULL, QUIET_MS);
-	if (p->n)
-		fail_msg("unexpected %s", epsec_msg_name(p->q[0]->body_case));
-}
-
-static struct peer *peer_new(void)
-{
-	for (size_t i = 0; i < NPEERS; i++) {
-		if (!peer_used[i]) {
-			peer_used[i] = true;
-			memset(&peers[i], 0, sizeof(peers[i]));
-			return &peers[i];
-		}
-	}
-	fail_msg("out of test peers");
-	return NULL;
-}
-
-/* Close the link (as a peer that goes away); the slot stays taken. */
-static void peer_free(struct peer *p)
-{
-	if (p->conn)
-		epsec_conn_close(p->conn);
-	p->conn = NULL;
-	p->closed = true;
-	for (size_t i = 0; i < p->n; i++)
-		epsec_msg_free(p->q[i]);
-	p->n = 0;
-}
-
-static void peers_release(void)
-{
-	for (size_t i = 0; i < NPEERS; i++) {
-		if (peer_used[i])
-			peer_free(&peers[i]);
-		peer_used[i] = false;
-	}
-}
+/* Under WAIT_MS: test_timeout waits for the mux to give up on its SVA. */
+#define SVA_TIMEOUT "sva_timeout_ms = 1500;\n"
 
 /* ------------------------------------------------------------ messages */
 
-static void send_env(struct peer *p, Epsec__Envelope *env)
-{
-	assert_non_null(p->conn);
-	assert_int_equal(epsec_conn_send(p->conn, env), 0);
-}
-
-static void send_hello(struct peer *p, Epsec__Role role, const char *id, uint32_t vmin,
-		       uint32_t vmax)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Hello h = EPSEC__HELLO__INIT;
-	char *engines[] = { "eicar", "null" };
-
-	h.version_min = vmin;
-	h.version_max = vmax;
-	h.role = role;
-	h.id = (char *)id;
-	h.build = "test";
-	if (role == EPSEC__ROLE__ROLE_SVA) {
-		h.n_engines = 2;
-		h.engines = engines;
-		h.has_generation = 1;
-		h.generation = 7;
-	}
-	env.body_case = EPSEC__ENVELOPE__BODY_HELLO;
-	env.hello = &h;
-	send_env(p, &env);
-}
-
 static void join(struct peer *p, const char *uri, Epsec__Role role, const char *id)
 {
-	epsec_msg *m;
+	epsec_msg *m = join_welcome(p, uri, role, id, false);
 
-	assert_int_equal(epsec_connect(loop, uri, NULL, EPSEC_ROLE_MUX, &p->conn), 0);
-	epsec_conn_set_handlers(p->conn, peer_msg, peer_close, p);
-	send_hello(p, role, id, EPSEC_PROTO_VERSION_MIN, EPSEC_PROTO_VERSION_MAX);
-	m = expect(p, EPSEC__ENVELOPE__BODY_WELCOME);
 	assert_int_equal(m->welcome->version, EPSEC_PROTO_VERSION_MAX);
-	assert_string_equal(m->welcome->id, "test-mux");
 	epsec_msg_free(m);
 }
 
@@ -235,50 +38,6 @@ static void send_event(struct peer *p, uint64_t req, const char *path)
 	ev.inline_data.len = 4;
 	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
 	env.event = &ev;
-	send_env(p, &env);
-}
-
-static void send_read(struct peer *p, uint64_t id, uint64_t off, uint32_t len)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Read rd = EPSEC__READ__INIT;
-
-	rd.req_id = id;
-	rd.offset = off;
-	rd.length = len;
-	env.body_case = EPSEC__ENVELOPE__BODY_READ;
-	env.read = &rd;
-	send_env(p, &env);
-}
-
-static void send_data(struct peer *p, uint64_t req, uint64_t off, const char *bytes)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Data d = EPSEC__DATA__INIT;
-
-	d.req_id = req;
-	d.offset = off;
-	d.has_data = 1;
-	d.data.data = (uint8_t *)bytes;
-	d.data.len = strlen(bytes);
-	env.body_case = EPSEC__ENVELOPE__BODY_DATA;
-	env.data = &d;
-	send_env(p, &env);
-}
-
-static void send_verdict(struct peer *p, uint64_t id, Epsec__Action action)
-{
-	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
-	Epsec__Verdict v = EPSEC__VERDICT__INIT;
-
-	v.req_id = id;
-	v.action = action;
-	v.engine = "eicar";
-	v.signature = "Test-Signature";
-	v.has_generation = 1;
-	v.generation = 7;
-	env.body_case = EPSEC__ENVELOPE__BODY_VERDICT;
-	env.verdict = &v;
 	send_env(p, &env);
 }
 
@@ -307,144 +66,33 @@ static uint64_t expect_event(struct peer *sva, const char *path)
 	return id;
 }
 
-static void expect_error(struct peer *p, uint64_t req, uint32_t code)
-{
-	epsec_msg *m = expect(p, EPSEC__ENVELOPE__BODY_ERROR);
-
-	if (req) {
-		assert_true(m->error->has_req_id);
-		assert_int_equal(m->error->req_id, req);
-	}
-	assert_int_equal(m->error->code, code);
-	epsec_msg_free(m);
-}
-
-static void expect_verdict(struct peer *agent, uint64_t req, Epsec__Action action)
-{
-	epsec_msg *m = expect(agent, EPSEC__ENVELOPE__BODY_VERDICT);
-
-	assert_int_equal(m->verdict->req_id, req);
-	assert_int_equal(m->verdict->action, action);
-	assert_string_equal(m->verdict->signature, "Test-Signature");
-	epsec_msg_free(m);
-}
-
 /* ------------------------------------------------------------ the mux */
-
-static const char *mux_binary(void)
-{
-	static char path[4096];
-	const char *top = getenv("top_builddir");
-
-	snprintf(path, sizeof(path), "%s/mux/epsec-mux", top ? top : ".");
-	return path;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static void write_conf(struct chain *ch, const char *path)
-{
-	FILE *f = fopen(path, "w");
-	const char *verbose = getenv("EPSEC_TEST_VERBOSE");
-
-	assert_non_null(f);
-	fprintf(f,
-		"DEBUG_LEVEL = %d;\nDEBUG_DEST = 3;\nid = \"test-mux\";\n"
-		"control = \"%s\";\nagents = [ \"%s\" ];\nsvas = [ \"%s\" ];\n"
-		"agent_log_dir = \"%s/agents\";\nsva_timeout_ms = %d;\n",
-		verbose ? 7 : 4, ch->ctl, ch->agents_uri, ch->svas_uri, ch->dir, SVA_TIMEOUT_MS);
-	fclose(f);
-}
-
-static struct json_object *mux_status(struct chain *ch)
-{
-	struct json_object *req = json_object_new_object(), *reply = NULL;
-	int rc;
-
-	json_object_object_add(req, "cmd", json_object_new_string("status"));
-	rc = epsec_ctl_call(ch->ctl, req, 1000, &reply);
-	json_object_put(req);
-	return rc == 0 ? reply : NULL;
-}
-
-static void wait_ready(struct chain *ch)
-{
-	for (int i = 0; i < 200; i++) {
-		struct json_object *st = mux_status(ch);
-
-		if (st) {
-			json_object_put(st);
-			return;
-		}
-		usleep(25000);
-	}
-	fail_msg("epsec-mux did not answer on %s", ch->ctl);
-}
 
 static int start_mux(void **state)
 {
-	struct chain *ch = calloc(1, sizeof(*ch));
-	char conf[128];
+	struct chain *ch = chain_new("mux");
 
-	assert_non_null(ch);
-	snprintf(ch->dir, sizeof(ch->dir), "/tmp/epsec-mux-test.XXXXXX");
-	assert_non_null(mkdtemp(ch->dir));
-	snprintf(ch->sock, sizeof(ch->sock), "%s/mux.sock", ch->dir);
-	snprintf(ch->agents_uri, sizeof(ch->agents_uri), "unix://%s", ch->sock);
+	snprintf(ch->agents_uri, sizeof(ch->agents_uri), "unix://%s/mux.sock", ch->dir);
 	snprintf(ch->svas_uri, sizeof(ch->svas_uri), "tcp://127.0.0.1:%d", free_port());
-	snprintf(ch->ctl, sizeof(ch->ctl), "%s/epsec-mux.ctl", ch->dir);
-	snprintf(conf, sizeof(conf), "%s/epsec-mux.conf", ch->dir);
-	write_conf(ch, conf);
-	ch->pid = fork();
-	assert_true(ch->pid >= 0);
-	if (ch->pid == 0) {
-		/* EPSEC_MUX_WRAPPER="valgrind --error-exitcode=9 ..." checks the mux too. */
-		if (getenv("EPSEC_MUX_WRAPPER"))
-			execl("/bin/sh", "sh", "-c", "exec $EPSEC_MUX_WRAPPER \"$0\" -f -c \"$1\"",
-			      mux_binary(), conf, (char *)NULL);
-		else
-			execl(mux_binary(), "epsec-mux", "-f", "-c", conf, (char *)NULL);
-		_exit(127);
-	}
-	wait_ready(ch);
+	mux_start(ch, SVA_TIMEOUT);
 	*state = ch;
 	return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
 }
 
 /* SIGTERM must be a clean exit that leaves no socket file behind. */
 static int stop_mux(void **state)
 {
 	struct chain *ch = *state;
+	const char *sock = ch->agents_uri + strlen("unix://");
 	struct stat st;
-	int status = 0;
+	int status;
 
 	peers_release();
-	assert_int_equal(kill(ch->pid, SIGTERM), 0);
-	assert_int_equal(waitpid(ch->pid, &status, 0), ch->pid);
+	status = mux_stop(ch);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_not_equal(stat(ch->sock, &st), 0);
-	rm_tree(ch->dir);
-	free(ch);
+	assert_int_not_equal(stat(sock, &st), 0);
+	chain_free(ch);
 	return 0;
 }
 
@@ -458,16 +106,14 @@ static void test_welcome_and_roles(void **state)
 	join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a");
 	join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1");
 	/* An SVA on the agents' endpoint: ERROR, dropped. */
-	assert_int_equal(epsec_connect(loop, ch->agents_uri, NULL, EPSEC_ROLE_MUX, &bad->conn), 0);
-	epsec_conn_set_handlers(bad->conn, peer_msg, peer_close, bad);
-	send_hello(bad, EPSEC__ROLE__ROLE_SVA, "intruder", 1, 1);
+	peer_connect(bad, ch->agents_uri);
+	send_hello(bad, EPSEC__ROLE__ROLE_SVA, "intruder", 1, 1, false);
 	expect_error(bad, 0, EPROTO);
 	assert_true(pump(is_closed, bad, WAIT_MS));
 	/* No version in common. */
-	assert_int_equal(epsec_connect(loop, ch->agents_uri, NULL, EPSEC_ROLE_MUX, &old->conn), 0);
-	epsec_conn_set_handlers(old->conn, peer_msg, peer_close, old);
+	peer_connect(old, ch->agents_uri);
 	send_hello(old, EPSEC__ROLE__ROLE_AGENT, "future", EPSEC_PROTO_VERSION_MAX + 1,
-		   EPSEC_PROTO_VERSION_MAX + 5);
+		   EPSEC_PROTO_VERSION_MAX + 5, false);
 	expect_error(old, 0, EPROTONOSUPPORT);
 	assert_true(pump(is_closed, old, WAIT_MS));
 	/* The others are still served. */
@@ -485,8 +131,7 @@ static void test_event_before_hello(void **state)
 	struct chain *ch = *state;
 	struct peer *agent = peer_new();
 
-	assert_int_equal(epsec_connect(loop, ch->agents_uri, NULL, EPSEC_ROLE_MUX, &agent->conn), 0);
-	epsec_conn_set_handlers(agent->conn, peer_msg, peer_close, agent);
+	peer_connect(agent, ch->agents_uri);
 	send_event(agent, 1, "/srv/x");
 	expect_error(agent, 0, EPROTO);
 	assert_true(pump(is_closed, agent, WAIT_MS));
@@ -595,8 +240,6 @@ static void test_foreign_data(void **state)
 /* Each role sends only its own messages: an agent's READ (reading a file
  * of another agent) and an SVA's EVENT are refused with ERROR and the
  * sender dropped; the others are still served, and the mux counts both. */
-static long long status_counter(struct chain *ch, const char *name);
-
 static void test_wrong_role(void **state)
 {
 	struct chain *ch = *state;
@@ -627,19 +270,6 @@ static void test_wrong_role(void **state)
 	peer_free(thief);
 	peer_free(s);
 	peer_free(bad_sva);
-}
-
-static long long status_counter(struct chain *ch, const char *name)
-{
-	struct json_object *st = mux_status(ch), *counters, *v;
-	long long n = -1;
-
-	assert_non_null(st);
-	if (json_object_object_get_ex(st, "counters", &counters) &&
-	    json_object_object_get_ex(counters, name, &v))
-		n = json_object_get_int64(v);
-	json_object_put(st);
-	return n;
 }
 
 /* An SVA that goes away: its event goes to the other; with none left the
@@ -778,18 +408,12 @@ static void test_status(void **state)
 
 static int group_setup(void **state)
 {
-	epsec_log_open("test_mux_chain", EPSEC_DEST_STDERR,
-		       getenv("EPSEC_TEST_VERBOSE") ? EPSEC_LOG_DEBUG : EPSEC_LOG_WARNING);
-	signal(SIGPIPE, SIG_IGN);
-	if (epsec_loader_init(NULL) < 0 || epsec_loop_new(&loop) < 0)
-		return -1;
-	return 0;
+	return harness_open("test_mux_chain", EPSEC_LOG_WARNING);
 }
 
 static int group_teardown(void **state)
 {
-	epsec_loop_free(loop);
-	epsec_loader_exit();
+	harness_close();
 	return 0;
 }
 

@@ -470,6 +470,16 @@ static void expect_frame(struct epsec_framer *f, const char *want)
 	free(msg);
 }
 
+/* The next fd to take is a new fd of the file with inode ino. */
+static void take_fd_of(struct epsec_framer *f, ino_t ino)
+{
+	int got = epsec_framer_recv_fd(f);
+
+	assert_true(got >= 0);
+	assert_true(fd_ino(got) == ino);
+	close(got);
+}
+
 /* The fd arrives as a new fd of the same file, close-on-exec; the sender
  * keeps its own. */
 static void test_fd_round_trip(void **state)
@@ -684,7 +694,7 @@ static void read_some(struct pair *p)
 static void test_fd_send_pending(void **state)
 {
 	struct pair p;
-	int before = fd_count(), file, got;
+	int before = fd_count(), file;
 	size_t n = 2u << 20;
 	ino_t ino;
 	void *msg;
@@ -702,10 +712,7 @@ static void test_fd_send_pending(void **state)
 	/* Emptied, it goes. */
 	assert_int_equal(epsec_framer_send_fd(&p.f[0], "late", 4, file), 0);
 	expect_frame(&p.f[1], "late");
-	got = epsec_framer_recv_fd(&p.f[1]);
-	assert_true(got >= 0);
-	assert_true(fd_ino(got) == ino);
-	close(got);
+	take_fd_of(&p.f[1], ino);
 	fdpair_close(&p);
 	close(file);
 	assert_int_equal(fd_count(), before);
@@ -716,7 +723,7 @@ static void test_fd_send_pending(void **state)
 static void test_fd_send_after_flush(void **state)
 {
 	struct pair p;
-	int before = fd_count(), file, got, sent = 0, i;
+	int before = fd_count(), file, sent = 0, i;
 	char body[32];
 	ino_t ino;
 
@@ -735,10 +742,7 @@ static void test_fd_send_after_flush(void **state)
 	}
 	assert_false(epsec_framer_want_write(&p.f[0]));
 	expect_frame(&p.f[1], "late");
-	got = epsec_framer_recv_fd(&p.f[1]);
-	assert_true(got >= 0);
-	assert_true(fd_ino(got) == ino);
-	close(got);
+	take_fd_of(&p.f[1], ino);
 	fdpair_close(&p);
 	close(file);
 	assert_int_equal(fd_count(), before);
@@ -749,7 +753,7 @@ static void test_fd_send_after_flush(void **state)
 static void test_fd_partial_frame(void **state)
 {
 	struct pair p;
-	int before = fd_count(), a, b, got;
+	int before = fd_count(), a, b;
 	size_t n = 2u << 20;
 	uint8_t *big = malloc(n);
 	ino_t ino_a, ino_b;
@@ -763,17 +767,11 @@ static void test_fd_partial_frame(void **state)
 	assert_int_equal(epsec_framer_send_fd(&p.f[0], big, n, a), 0);
 	assert_true(epsec_framer_want_write(&p.f[0]));
 	drain_big(&p, n);
-	got = epsec_framer_recv_fd(&p.f[1]);
-	assert_true(got >= 0);
-	assert_true(fd_ino(got) == ino_a);
-	close(got);
+	take_fd_of(&p.f[1], ino_a);
 	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
 	assert_int_equal(epsec_framer_send_fd(&p.f[0], "b", 1, b), 0);
 	expect_frame(&p.f[1], "b");
-	got = epsec_framer_recv_fd(&p.f[1]);
-	assert_true(got >= 0);
-	assert_true(fd_ino(got) == ino_b);
-	close(got);
+	take_fd_of(&p.f[1], ino_b);
 	fdpair_close(&p);
 	close(a);
 	close(b);
@@ -859,10 +857,7 @@ static void test_fd_lost_out_of_fds(void **state)
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -ENOENT);
 	expect_frame(&p.f[1], "kept");
-	lowest = epsec_framer_recv_fd(&p.f[1]);
-	assert_true(lowest >= 0);
-	assert_true(fd_ino(lowest) == ino);
-	close(lowest);
+	take_fd_of(&p.f[1], ino);
 	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
 	fdpair_close(&p);
 	close(file);
