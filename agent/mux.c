@@ -55,6 +55,9 @@ static struct {
 	/* The outbox: filled by any thread, emptied by the loop. */
 	pthread_mutex_t lock;
 	struct vsep_req *reqs, **reqs_tail;
+	/* The loop's alone: EVENTs waiting for the link to take an fd again
+	 * (send_fd said -EAGAIN), in order. */
+	struct vsep_req *stalled, **stalled_tail;
 	struct logline *logs, **logs_tail;
 	unsigned nlogs;
 	bool wake_posted;
@@ -107,6 +110,16 @@ static int send_env(const epsec_msg *env)
 	return mux.conn ? epsec_conn_send(mux.conn, env) : -ENOTCONN;
 }
 
+static void free_reqs(struct vsep_req *list)
+{
+	struct vsep_req *next;
+
+	for (; list; list = next) {
+		next = list->next;
+		vsep_req_free(list);
+	}
+}
+
 /* ------------------------------------------------------------ link state */
 
 /* The link is gone (closed by either side): held events end now. */
@@ -118,6 +131,9 @@ static void lost(const char *why)
 	mux.state = MUX_IDLE;
 	atomic_store(&mux.ready, false);
 	atomic_store(&mux.fds, false);
+	free_reqs(mux.stalled); /* their events end by policy just below */
+	mux.stalled = NULL;
+	mux.stalled_tail = &mux.stalled;
 	vsep_held_drain(mux.s->on_disconnect, VSEP_WHY_DISCONNECT);
 	mux.next_try_ms = epsec_now_ms() + mux.backoff_ms;
 	if (was_ready || !mux.warned)
@@ -160,6 +176,7 @@ static int send_hello(void)
 }
 
 static void on_msg(struct epsec_conn *c, epsec_msg *m, void *arg);
+static void on_drain(struct epsec_conn *c, void *arg);
 
 static void try_connect(void)
 {
@@ -171,6 +188,7 @@ static void try_connect(void)
 		return;
 	}
 	epsec_conn_set_handlers(c, on_msg, on_close, NULL);
+	epsec_conn_set_drain_handler(c, on_drain);
 	mux.conn = c;
 	mux.state = MUX_HELLO;
 	mux.hello_deadline_ms = epsec_now_ms() + HELLO_TIMEOUT_MS;
@@ -329,7 +347,7 @@ static Epsec__EventKind wire_kind(enum vsep_kind k)
  * READ. An event already ended (its deadline passed) is not sent. */
 static int send_with_fd(epsec_msg *env, uint64_t req_id)
 {
-	int fd = vsep_held_dup_fd(req_id), r = -EAGAIN;
+	int fd = vsep_held_dup_fd(req_id), r = -ETOOMANYREFS;
 
 	if (fd == -ENOENT)
 		return 0;
@@ -338,7 +356,9 @@ static int send_with_fd(epsec_msg *env, uint64_t req_id)
 		r = epsec_conn_send_fd(mux.conn, env, fd);
 		close(fd);
 	}
-	if (r == -EAGAIN) {
+	/* No fd to give (EMFILE) or too many in flight: it goes without, and
+	 * the SVA reads with READ. -EAGAIN: it waits for on_drain. */
+	if (r == -ETOOMANYREFS) {
 		env->event->has_local_fd = env->event->local_fd = false;
 		r = send_env(env);
 	}
@@ -379,18 +399,45 @@ static enum vsep_why unsent_why(int err)
 	return err == -ENOBUFS ? VSEP_WHY_OVERLOAD : VSEP_WHY_DISCONNECT;
 }
 
+/* Behind EVENTs already waiting for the link, in order. */
+static void stall(struct vsep_req *list)
+{
+	*mux.stalled_tail = list;
+	while (list->next)
+		list = list->next;
+	mux.stalled_tail = &list->next;
+}
+
 static void send_events(struct vsep_req *list)
 {
 	struct vsep_req *next;
 	int r;
 
+	if (list && mux.stalled) {
+		stall(list);
+		return;
+	}
 	for (; list; list = next) {
 		next = list->next;
 		r = mux.state == MUX_READY ? send_event(list) : -ENOTCONN;
+		if (r == -EAGAIN) {
+			stall(list);
+			return;
+		}
 		if (r < 0)
 			end_by_policy(list->req_id, unsent_why(r));
 		vsep_req_free(list);
 	}
+}
+
+/* The link took all it held: what waited for it goes now. */
+static void on_drain(struct epsec_conn *c, void *arg)
+{
+	struct vsep_req *list = mux.stalled;
+
+	mux.stalled = NULL;
+	mux.stalled_tail = &mux.stalled;
+	send_events(list);
 }
 
 static void send_logs(struct logline *list)
@@ -529,6 +576,8 @@ int vsep_mux_start(struct epsec_loop *loop, const struct vsep_settings *s)
 	mux.loop = loop;
 	mux.s = s;
 	mux.reqs_tail = &mux.reqs;
+	mux.stalled = NULL;
+	mux.stalled_tail = &mux.stalled;
 	mux.logs_tail = &mux.logs;
 	mux.backoff_ms = BACKOFF_MIN_MS;
 	r = epsec_loop_add_timer(loop, TICK_MS, on_tick, NULL);
@@ -552,5 +601,6 @@ void vsep_mux_stop(void)
 	mux.state = MUX_IDLE;
 	if (c)
 		epsec_conn_close(c);
+	on_drain(NULL, NULL); /* not connected: what waited ends by policy */
 	flush();
 }

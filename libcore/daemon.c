@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -236,4 +237,16 @@ void epsec_daemon_ready(struct epsec_loop *loop)
 	 * systemd restarts the daemon: the watchdog watches what matters. */
 	if (interval >= 2000)
 		epsec_loop_add_timer(loop, (unsigned)(interval / 2000), watchdog_pet, NULL);
+}
+
+void epsec_daemon_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		EPSEC_WARN("cannot raise the open file limit to %llu: %s",
+			   (unsigned long long)rl.rlim_max, strerror(errno));
 }

@@ -36,6 +36,10 @@ int epsec_daemon_start(struct epsec_daemon *d, struct epsec_loop *loop,
  * pet its watchdog from `loop` when WatchdogSec is set. A no-op outside
  * systemd. Call once the daemon serves. */
 void epsec_daemon_ready(struct epsec_loop *loop);
+/* The open file limit raised to its hard limit (the soft one is often
+ * 1024): for daemons holding an fd per peer or per event. Logs a warning
+ * when it cannot. */
+void epsec_daemon_raise_nofile(void);
 
 /* The settings every daemon's config file takes, as the runbook has them. */
 struct epsec_daemon_settings {

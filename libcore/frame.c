@@ -57,7 +57,8 @@ void epsec_framer_init(struct epsec_framer *f, int fd, size_t max)
 void epsec_framer_free(struct epsec_framer *f)
 {
 	while (f->n_in_fds)
-		close(f->in_fds[--f->n_in_fds]);
+		if (f->in_fds[--f->n_in_fds] >= 0)
+			close(f->in_fds[f->n_in_fds]);
 	free(f->in);
 	free(f->out);
 	f->in = f->out = NULL;
@@ -200,20 +201,17 @@ int epsec_framer_send_fd(struct epsec_framer *f, const void *msg, size_t len, in
 	return out_append(f, hdr, msg, len, (size_t)w);
 }
 
+/* A lost fd keeps its place in the queue (-1), so the fds after it still
+ * go to their own messages. */
 int epsec_framer_recv_fd(struct epsec_framer *f)
 {
 	int fd;
 
-	if (f->n_in_fds) {
-		fd = f->in_fds[0];
-		memmove(f->in_fds, f->in_fds + 1, --f->n_in_fds * sizeof(int));
-		return fd;
-	}
-	if (f->in_fds_lost) {
-		f->in_fds_lost--;
-		return -ENOENT;
-	}
-	return -EAGAIN;
+	if (!f->n_in_fds)
+		return -EAGAIN;
+	fd = f->in_fds[0];
+	memmove(f->in_fds, f->in_fds + 1, --f->n_in_fds * sizeof(int));
+	return fd >= 0 ? fd : -ENOENT;
 }
 
 int epsec_framer_flush(struct epsec_framer *f)
@@ -312,6 +310,14 @@ static int in_reserve(struct epsec_framer *f)
 	return 0;
 }
 
+static int queue_fd(struct epsec_framer *f, int fd)
+{
+	if (f->n_in_fds == EPSEC_FRAMER_FDS)
+		return -EPROTO;
+	f->in_fds[f->n_in_fds++] = fd;
+	return 0;
+}
+
 /* Keep the fds that came with the bytes; more waiting than anyone takes
  * is a peer passing what nobody asked for: -EPROTO. */
 static int take_fds(struct epsec_framer *f, struct msghdr *mh)
@@ -319,8 +325,8 @@ static int take_fds(struct epsec_framer *f, struct msghdr *mh)
 	struct cmsghdr *cm;
 	int r = 0;
 
-	if (mh->msg_flags & MSG_CTRUNC)
-		f->in_fds_lost++;
+	bool got = false;
+
 	for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
 		size_t i, n;
 
@@ -331,14 +337,17 @@ static int take_fds(struct epsec_framer *f, struct msghdr *mh)
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (f->n_in_fds == EPSEC_FRAMER_FDS) {
+			got = true;
+			if (queue_fd(f, fd) < 0) {
 				close(fd);
 				r = -EPROTO;
-			} else {
-				f->in_fds[f->n_in_fds++] = fd;
 			}
 		}
 	}
+	/* Truncated with nothing installed: the one fd this peer sends with
+	 * a message was lost (out of fds); its place is kept. */
+	if ((mh->msg_flags & MSG_CTRUNC) && !got && queue_fd(f, -1) < 0)
+		r = -EPROTO;
 	return r;
 }
 

@@ -26,9 +26,8 @@ struct epsec_framer {
 	size_t out_high;         /* send refuses (-ENOBUFS) beyond this */
 	/* fd passing (unix sockets): received fds in arrival order */
 	bool pass_fds;
-	int in_fds[EPSEC_FRAMER_FDS];
+	int in_fds[EPSEC_FRAMER_FDS]; /* -1: one the kernel could not give us */
 	size_t n_in_fds;
-	unsigned in_fds_lost;    /* passed to us but dropped by the kernel */
 };
 
 void epsec_framer_init(struct epsec_framer *f, int fd, size_t max);

@@ -62,6 +62,8 @@ struct epsec_conn {
 	int dead;        /* send found the link dead: on_close runs from the loop */
 	int rx_fd;       /* the fd that came with the message being delivered */
 	bool fds_lost_said;
+	bool want_drain; /* send_fd said -EAGAIN: tell on_drain when it may not */
+	epsec_conn_drain_fn on_drain;
 };
 
 struct epsec_listener {
@@ -237,7 +239,7 @@ static void conn_watch(struct epsec_conn *c)
 {
 	uint32_t want = EPSEC_LOOP_IN;
 
-	if (c->tr->want_write(c->link))
+	if (c->want_drain || c->tr->want_write(c->link))
 		want |= EPSEC_LOOP_OUT;
 	if (want != c->events && epsec_loop_mod_fd(c->loop, c->fd, want) == 0)
 		c->events = want;
@@ -279,10 +281,19 @@ int epsec_conn_send_fd(struct epsec_conn *c, const epsec_msg *m, int fd)
 {
 	int r = tr_passes_fds(c->tr) ? conn_send_raw(c, m, fd) : -EOPNOTSUPP;
 
-	if (r < 0 && r != -EAGAIN && r != -EMSGSIZE && r != -ENOMEM && r != -ENOTCONN &&
-	    r != -EOPNOTSUPP)
+	if (r == -EAGAIN && !c->closed) {
+		c->want_drain = true;
+		conn_watch(c);
+	} else if (r < 0 && r != -EMSGSIZE && r != -ENOMEM && r != -ENOTCONN &&
+		   r != -EOPNOTSUPP && r != -EINVAL && r != -ETOOMANYREFS) {
 		conn_fail_later(c, r);
+	}
 	return r;
+}
+
+void epsec_conn_set_drain_handler(struct epsec_conn *c, epsec_conn_drain_fn on_drain)
+{
+	c->on_drain = on_drain;
 }
 
 int epsec_conn_take_fd(struct epsec_conn *c)
@@ -448,6 +459,11 @@ static void conn_io(struct epsec_loop *loop, int fd, uint32_t events, void *arg)
 
 		if (r < 0 && r != -EAGAIN)
 			conn_lost(c, r);
+		else if (r == 0 && c->want_drain) {
+			c->want_drain = false;
+			if (c->on_drain)
+				c->on_drain(c, c->arg);
+		}
 	}
 	if (!c->closed && (events & (EPSEC_LOOP_IN | EPSEC_LOOP_ERR)))
 		conn_drain(c);

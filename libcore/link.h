@@ -44,9 +44,15 @@ int epsec_conn_send(struct epsec_conn *c, const epsec_msg *m);
 /* File descriptor passing (unix:// links). Whether this link can: */
 bool epsec_conn_passes_fds(const struct epsec_conn *c);
 /* As epsec_conn_send, with `fd` passed alongside (the caller keeps it).
- * -EAGAIN: it could not start now and nothing was sent (send it without
- * the fd instead); -EOPNOTSUPP: the link cannot pass fds. */
+ * -EAGAIN: it could not start now and nothing was sent: try again when
+ * the drain handler runs (or send it without the fd). -ETOOMANYREFS: this
+ * user has too many fds in flight (send it without). -EOPNOTSUPP: the
+ * link cannot pass fds. */
 int epsec_conn_send_fd(struct epsec_conn *c, const epsec_msg *m, int fd);
+/* Called from the loop once a link whose send_fd said -EAGAIN has written
+ * all it held: a message with an fd can start now. */
+typedef void (*epsec_conn_drain_fn)(struct epsec_conn *c, void *arg);
+void epsec_conn_set_drain_handler(struct epsec_conn *c, epsec_conn_drain_fn on_drain);
 /* From on_msg, for a message that carries an fd (epsec_msg_carries_fd):
  * take it (the caller owns it from now), or -ENOENT when it was lost on
  * the way in (this process was out of fds). Not taken, it is closed when

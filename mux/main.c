@@ -9,7 +9,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <epsec/version.h>
 
@@ -56,20 +55,6 @@ static void defaults(struct mux_settings *set)
 	set->pass_fds = true;
 }
 
-/* A thousand agents need a thousand fds: take the hard limit, since the
- * soft one is often 1024. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		EPSEC_WARN("cannot raise the open file limit to %llu: %s",
-			   (unsigned long long)rl.rlim_max, strerror(errno));
-}
-
 /* The control socket's directory (/run/epsec) may not exist after boot. */
 static void make_parent(const char *path)
 {
@@ -110,7 +95,8 @@ static int prepare(struct mux_main *mm)
 {
 	int rc;
 
-	raise_nofile();
+	/* A thousand agents, and an fd per event waiting for an SVA. */
+	epsec_daemon_raise_nofile();
 	epsec_link_set_liveness((unsigned)mm->set.peer_timeout_ms / 3,
 				(unsigned)mm->set.peer_timeout_ms);
 	rc = epsec_daemon_block_signals();

@@ -119,20 +119,24 @@ static void free_payload(void *arg)
 	free(p);
 }
 
-/* With the fd when that SVA takes fds and its link has room for it now;
- * otherwise the EVENT goes without, and the SVA reads with READ. */
+/* With the fd when that SVA takes fds; when its link cannot start one now,
+ * the event waits in the backlog (-ENOBUFS) until the link drains. Without
+ * (an SVA that takes none, or too many fds in flight), the SVA reads with
+ * READ. */
 static int send_payload(struct mux *mx, struct mux_conn *sva, struct payload *p)
 {
 	Epsec__Event *ev = p->m->event;
-	int rc = -EAGAIN;
+	int rc = -ETOOMANYREFS;
 
 	if (p->fd >= 0 && sva->fds) {
 		ev->has_local_fd = ev->local_fd = true;
 		rc = epsec_conn_send_fd(sva->conn, p->m, p->fd);
+		if (rc == -EAGAIN)
+			return -ENOBUFS;
 		if (rc == 0)
 			mx->counters.fds_passed++;
 	}
-	if (rc == -EAGAIN) {
+	if (rc == -ETOOMANYREFS) {
 		ev->has_local_fd = ev->local_fd = false;
 		rc = epsec_conn_send(sva->conn, p->m);
 	}
@@ -254,6 +258,21 @@ static void violation(struct mux_conn *pc, uint32_t code, const char *why)
 	epsec_conn_reject(pc->conn, code, why);
 }
 
+/* The newest generation of the SVAs connected now: one that left (or
+ * said a wrong, far-future one) does not stay the one agents are told. */
+static void newest_generation(struct mux *mx)
+{
+	uint64_t g = 0;
+
+	for (struct mux_list *n = mx->svas.next; n != &mx->svas; n = n->next) {
+		const struct mux_conn *sva = MUX_CONTAINER(n, struct mux_conn, link);
+
+		if (!sva->rejected && sva->generation > g)
+			g = sva->generation;
+	}
+	mx->generation = g;
+}
+
 static void sva_gone(struct mux *mx, struct mux_conn *pc)
 {
 	struct mux_event *e;
@@ -280,7 +299,7 @@ static void on_close(struct epsec_conn *c, int reason, void *arg)
 {
 	struct mux_conn *pc = arg;
 	struct mux *mx = pc->mux;
-	bool refused = !pc->rejected && hostile(reason);
+	bool refused = !pc->rejected && hostile(reason), was_sva = pc->route.is_sva;
 
 	/* link.c refused what it sent and said why; this names who. */
 	if (refused)
@@ -294,6 +313,8 @@ static void on_close(struct epsec_conn *c, int reason, void *arg)
 	else
 		mux_route_remove_agent(mx->route, &pc->route, epsec_now_ms());
 	conn_free(pc);
+	if (was_sva)
+		newest_generation(mx);
 }
 
 /* ------------------------------------------------------------ HELLO */
@@ -432,7 +453,9 @@ static void note_generation(struct mux *mx, struct mux_conn *sva, uint64_t gener
 {
 	size_t told = 0;
 
-	sva->generation = generation;
+	/* A verdict scanned across a reload says the older one. */
+	if (generation > sva->generation)
+		sva->generation = generation;
 	if (generation <= mx->generation)
 		return;
 	mx->generation = generation;
@@ -727,6 +750,15 @@ static void on_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
 		agent_msg(pc, m);
 }
 
+/* An SVA link that could not start an EVENT with its fd has room again. */
+static void on_drain(struct epsec_conn *c, void *arg)
+{
+	struct mux_conn *pc = arg;
+
+	if (pc->route.is_sva && pc->welcomed && !pc->rejected)
+		flush_backlog(pc->mux, &pc->route);
+}
+
 static int on_accept(struct epsec_conn *c, void *arg)
 {
 	struct mux_endpoint *ep = arg;
@@ -742,6 +774,7 @@ static int on_accept(struct epsec_conn *c, void *arg)
 	mux_route_peer_init(&pc->route, ep->role == EPSEC_ROLE_SVA, pc);
 	mux_list_add_tail(&ep->mux->pending, &pc->link);
 	epsec_conn_set_handlers(c, on_msg, on_close, pc);
+	epsec_conn_set_drain_handler(c, on_drain);
 	EPSEC_DBG("%s connection from %s on %s", role_word(pc), epsec_conn_peer(c), ep->uri);
 	return 0;
 }

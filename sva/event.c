@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -214,20 +215,34 @@ static void fill_file(struct epsec_event *ev, const Epsec__Event *e)
 	f->ctx = ev;
 }
 
+/* A broken agent does it for every event: the 1st, 2nd, 4th, 8th... time
+ * and every 1000th, with the count. */
+static unsigned long long refused_now(void)
+{
+	static atomic_ullong refused;
+	unsigned long long n = atomic_fetch_add(&refused, 1) + 1;
+
+	return (n & (n - 1)) == 0 || n % 1000 == 0 ? n : 0;
+}
+
 /* A passed fd is used only for the file the EVENT names: a regular file
- * with its dev and ino. Anything else (a broken or hostile agent) is
- * closed, and the content is read through the mux as without one. */
+ * with its dev and ino (an EVENT that names none gets no fd read). Anything
+ * else (a broken or hostile agent) is closed, and the content is read
+ * through the mux as without one. */
 static int checked_fd(int fd, const Epsec__Event *e)
 {
+	unsigned long long n;
 	struct stat st;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (!e->has_dev || st.st_dev == e->dev) &&
-	    (!e->has_ino || st.st_ino == e->ino))
+	if (e->has_dev && e->has_ino && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_dev == e->dev && st.st_ino == e->ino)
 		return fd;
-	EPSEC_WARN("EVENT %llu came with a file descriptor that is not the file it names; "
-		   "reading through the mux instead", (unsigned long long)e->req_id);
+	if ((n = refused_now()))
+		EPSEC_WARN("EVENT %llu came with a file descriptor that is not the file it names "
+			   "(%llu so far); reading through the mux instead",
+			   (unsigned long long)e->req_id, n);
 	close(fd);
 	return -1;
 }

@@ -257,6 +257,8 @@ int main(int argc, char **argv)
 	epsec_host_init(PROGRAM);
 	/* stderr until started: configuration errors must reach the operator. */
 	epsec_log_open(PROGRAM, EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
+	/* An fd per event in flight (passed with it), and the engines' own. */
+	epsec_daemon_raise_nofile();
 	r = epsec_daemon_block_signals();
 	if (r == 0)
 		r = configure(&sva, &conf, d.conf_path);

@@ -190,6 +190,9 @@ static int send_hello(struct epsec_session *s)
 	h.build = (char *)epsec_sdk_version();
 	h.n_engines = s->n_engines;
 	h.engines = s->engines;
+	/* Cleared before the read: a reload from now on is announced after
+	 * WELCOME, one before it is in this HELLO. */
+	atomic_store(&s->generation_news, false);
 	h.has_generation = 1;
 	h.generation = atomic_load(&s->generation);
 	h.n_capabilities = epsec_conn_passes_fds(s->conn) ? 2 : 1;
@@ -370,8 +373,6 @@ static void on_welcome(struct epsec_session *s, const Epsec__Welcome *w)
 	s->welcomed = true;
 	s->mux_takes_generation =
 		epsec_caps_has(w->capabilities, w->n_capabilities, EPSEC_CAP_GENERATION);
-	/* HELLO carried the generation: nothing older to correct. */
-	atomic_store(&s->generation_news, false);
 	s->lost_logged = false;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	atomic_store(&s->connected, true);

@@ -275,10 +275,10 @@ static void print_vsep(struct json_object *o)
 			       jelem(jget(p, "mounts"), j));
 	}
 	print_counters(o);
-	printf("  in flight: %lld; signature generation %lld; files go to the SVA ", jint(o, "in_flight"),
-	       jint(o, "generation"));
+	printf("  in flight: %lld; signature generation %lld; files go to the mux ",
+	       jint(o, "in_flight"), jint(o, "generation"));
 	if (jbool(jget(o, "mux"), "pass_fds"))
-		printf("as fds (the SVA reads them itself)\n");
+		printf("as fds (an SVA that takes them reads the file itself)\n");
 	else
 		printf("with up to %lld bytes inline\n", jint(o, "inline_bytes"));
 }

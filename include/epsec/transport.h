@@ -69,7 +69,8 @@ struct epsec_transport_plugin {
 	/* 1.1. As send, with a duplicate of `fd` passed to the peer alongside
 	 * the message's first byte; the caller keeps its own fd. Only starts
 	 * on an empty output buffer: -EAGAIN when the message cannot start
-	 * now (the caller may then send it without the fd). */
+	 * now (nothing sent), -ETOOMANYREFS when this user has too many fds
+	 * in flight (the caller may send it without the fd). */
 	int (*send_fd)(struct epsec_link *link, const void *msg, size_t len, int fd);
 	/* 1.1. The oldest fd the peer passed and nobody took yet (the caller
 	 * owns it): it came with a message recv has already returned.

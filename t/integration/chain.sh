@@ -71,7 +71,7 @@ if [ "$transport" = unix ]; then
 		test "$(status_json | jq -r .vsep.inline_bytes)" -eq 0
 	text=$("$CTL" -r "$T/run" status 2>/dev/null)
 	check "status text says so: the agent's files go as fds" \
-		grep -qF "files go to the SVA as fds" <<<"$text"
+		grep -qF "files go to the mux as fds" <<<"$text"
 	check "... and the SVA takes them" grep -q "engines eicar .* takes fds" <<<"$text"
 fi
 check "agent counted events" test "$(counters events)" -gt 0

@@ -787,6 +787,72 @@ static void test_libepsec_checks_fd(void **state)
 	peer_free(agent);
 }
 
+/* A burst larger than the SVA's socket holds while the SVA is stopped:
+ * once the link cannot start an EVENT with its fd, the rest wait in the
+ * mux (not sent without their fd, which would leave the SVA with no bytes
+ * and a READ for each), and all go with their fds when it reads again. */
+static void test_burst_keeps_fds(void **state)
+{
+	enum { BURST = 250 };
+	struct chain *ch = *state;
+	struct peer *agent = peer_new();
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Event ev = EPSEC__EVENT__INIT;
+	struct realfile a;
+	char path[640];
+	unsigned reads = 0, verdicts = 0;
+	size_t n;
+
+	start_real_sva(ch);
+	realfile_open(&a, 1);
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	/* A long path, as deep trees have: fewer EVENTs fill the socket. */
+	mux_test_path(path, sizeof(path), REAL_AGENT, a.seq);
+	n = strlen(path);
+	memset(path + n, 'd', sizeof(path) - n - 1);
+	path[n] = '/';
+	path[sizeof(path) - 1] = '\0';
+	ev.kind = EPSEC__EVENT_KIND__KIND_OPEN;
+	ev.has_dev = ev.has_ino = ev.has_size = 1;
+	ev.dev = (uint64_t)a.st.st_dev;
+	ev.ino = (uint64_t)a.st.st_ino;
+	ev.size = REAL_SIZE;
+	ev.path = path;
+	ev.has_local_fd = ev.local_fd = 1;
+	env.body_case = EPSEC__ENVELOPE__BODY_EVENT;
+	env.event = &ev;
+	assert_int_equal(kill(ch->sva_pid, SIGSTOP), 0);
+	for (ev.req_id = 1; ev.req_id <= BURST; ev.req_id++) {
+		int r;
+
+		while ((r = epsec_conn_send_fd(agent->conn, &env, a.fd)) == -EAGAIN)
+			pump(has_msg, agent, 20);
+		assert_int_equal(r, 0);
+	}
+	usleep(300000);
+	assert_int_equal(kill(ch->sva_pid, SIGCONT), 0);
+	while (verdicts < BURST) {
+		int fd;
+		epsec_msg *m = next_msg(agent, WAIT_MS, &fd);
+
+		if (!m)
+			fail_msg("%u verdicts of %d", verdicts, BURST);
+		if (m->body_case == EPSEC__ENVELOPE__BODY_READ) {
+			answer_read(agent, m->read, &a);
+			reads++;
+		} else {
+			assert_int_equal(m->body_case, EPSEC__ENVELOPE__BODY_VERDICT);
+			assert_int_equal(m->verdict->action, EPSEC__ACTION__ACTION_ALLOW);
+			verdicts++;
+		}
+		epsec_msg_free(m);
+	}
+	assert_int_equal(reads, 0);
+	assert_int_equal(status_counter(ch, "fds_passed"), BURST);
+	close(a.fd);
+	peer_free(agent);
+}
+
 static int group_setup(void **state)
 {
 	for (int i = 0; i < NFILES; i++)
@@ -817,6 +883,7 @@ int main(void)
 		T(test_no_fd_leak, start_mux),
 		T(test_untaken_fd_closed, start_mux),
 		T(test_libepsec_checks_fd, start_mux),
+		T(test_burst_keeps_fds, start_mux),
 	};
 
 	return cmocka_run_group_tests_name("fdpass", tests, group_setup, group_teardown);

@@ -864,6 +864,71 @@ static void test_fd_lost_out_of_fds(void **state)
 	assert_int_equal(fd_count(), before);
 }
 
+/* Bytes straight onto the socket, with `fd` (or none: -1) on them, so a
+ * frame can arrive in pieces the way a partial send leaves it. */
+static void raw_send(int sock, const void *buf, size_t len, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	assert_int_equal(sendmsg(sock, &mh, 0), (ssize_t)len);
+}
+
+/* A's fd lost while only A's first bytes were in; then the rest of A and
+ * B with B's fd come in one read. A must get "lost", not B's file, and B
+ * its own. */
+static void test_fd_lost_keeps_order(void **state)
+{
+	static const uint8_t a[] = { 0, 0, 0, 8, 'A', 'A', 'A', 'A', 'A', 'A', 'A', 'A' };
+	static const uint8_t b[] = { 0, 0, 0, 1, 'B' };
+	struct pair p;
+	struct rlimit old, low;
+	int before = fd_count(), fa, fb, lowest;
+	ino_t ino_a, ino_b;
+	void *msg;
+	size_t len;
+
+	fa = temp_file(&ino_a);
+	fb = temp_file(&ino_b);
+	fdpair_open(&p, false, true);
+	raw_send(p.fd[0], a, 6, fa);
+	lowest = dup(0);
+	assert_true(lowest >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(epsec_framer_recv(&p.f[1], &msg, &len), -EAGAIN);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	raw_send(p.fd[0], a + 6, sizeof(a) - 6, -1);
+	raw_send(p.fd[0], b, sizeof(b), fb);
+	expect_frame(&p.f[1], "AAAAAAAA");
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -ENOENT);
+	expect_frame(&p.f[1], "B");
+	take_fd_of(&p.f[1], ino_b);
+	assert_int_equal(epsec_framer_recv_fd(&p.f[1]), -EAGAIN);
+	fdpair_close(&p);
+	close(fa);
+	close(fb);
+	assert_int_equal(fd_count(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -893,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_fd_reader_without_pass),
 		cmocka_unit_test(test_fd_pipe_kept_until_closed),
 		cmocka_unit_test(test_fd_lost_out_of_fds),
+		cmocka_unit_test(test_fd_lost_keeps_order),
 	};
 
 	return cmocka_run_group_tests_name("frame", tests, NULL, NULL);
