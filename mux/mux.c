@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <epsec/version.h>
 
@@ -107,16 +108,43 @@ static void sva_gone(struct mux *mx, struct mux_conn *pc);
 struct payload {
 	epsec_msg *m;
 	int fd;
+	size_t *fds_held; /* the mux's count of such fds */
 };
+
+static void payload_close_fd(struct payload *p)
+{
+	if (p->fd < 0)
+		return;
+	close(p->fd);
+	p->fd = -1;
+	(*p->fds_held)--;
+}
 
 static void free_payload(void *arg)
 {
 	struct payload *p = arg;
 
-	if (p->fd >= 0)
-		close(p->fd);
+	payload_close_fd(p);
 	epsec_msg_free(p->m);
 	free(p);
+}
+
+/* Every event waiting for an SVA may hold an fd: past half the fd limit
+ * (an agent flooding the mux), new ones go without theirs, so accepts and
+ * SVA links still get fds. */
+static int payload_take_fd(struct mux *mx, struct mux_conn *agent, epsec_msg *m)
+{
+	int fd = epsec_msg_carries_fd(m) ? epsec_conn_take_fd(agent->conn) : -1;
+
+	if (fd < 0)
+		return -1;
+	if (mx->fds_held >= mx->fds_max) {
+		close(fd);
+		mx->counters.fds_refused++;
+		return -1;
+	}
+	mx->fds_held++;
+	return fd;
 }
 
 /* With the fd when that SVA takes fds; when its link cannot start one now,
@@ -140,10 +168,8 @@ static int send_payload(struct mux *mx, struct mux_conn *sva, struct payload *p)
 		ev->has_local_fd = ev->local_fd = false;
 		rc = epsec_conn_send(sva->conn, p->m);
 	}
-	if (rc == 0 && p->fd >= 0) {
-		close(p->fd);
-		p->fd = -1;
-	}
+	if (rc == 0)
+		payload_close_fd(p);
 	return rc;
 }
 
@@ -500,7 +526,8 @@ static void agent_event(struct mux_conn *pc, epsec_msg *m)
 	mx->counters.events++;
 	if (p) {
 		p->m = m;
-		p->fd = epsec_msg_carries_fd(m) ? epsec_conn_take_fd(pc->conn) : -1;
+		p->fds_held = &mx->fds_held;
+		p->fd = payload_take_fd(mx, pc, m);
 		rc = mux_route_submit(mx->route, &pc->route, req, p, mx->now_us / 1000, &e);
 	}
 	if (rc < 0) {
@@ -839,6 +866,15 @@ static unsigned tick_ms(const struct mux_settings *set)
 	return t < 10 ? 10 : t > 500 ? 500 : t;
 }
 
+static size_t fds_max(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 65536;
+	return rl.rlim_cur / 2 > 64 ? (size_t)(rl.rlim_cur / 2) : 64;
+}
+
 int mux_new(struct epsec_loop *loop, const struct mux_settings *set, struct mux **out)
 {
 	struct mux *mx = calloc(1, sizeof(*mx));
@@ -850,6 +886,7 @@ int mux_new(struct epsec_loop *loop, const struct mux_settings *set, struct mux 
 	mx->set = set;
 	mx->timer = -1;
 	mx->started_ms = epsec_now_ms();
+	mx->fds_max = fds_max();
 	mux_list_init(&mx->agents);
 	mux_list_init(&mx->svas);
 	mux_list_init(&mx->pending);

@@ -58,6 +58,7 @@ struct mux_conn {
 struct mux_counters {
 	uint64_t events, verdicts, errors, redispatched, rejected, undelivered;
 	uint64_t fds_passed;     /* EVENTs given an SVA with the file's fd */
+	uint64_t fds_refused;    /* fds closed on arrival: too many held */
 };
 
 struct mux {
@@ -75,6 +76,7 @@ struct mux {
 	uint64_t started_ms;
 	uint64_t generation;        /* the newest any SVA has said */
 	bool sva_fds;               /* some SVA endpoint can take fds */
+	size_t fds_held, fds_max;   /* fds of events not yet given an SVA */
 };
 
 /* Listen on every endpoint of `set` (which must outlive the mux) and start

@@ -115,6 +115,7 @@ static struct json_object *counters_status(const struct mux *mx)
 	add_u64(o, "rejected", mx->counters.rejected);
 	add_u64(o, "undelivered", mx->counters.undelivered);
 	add_u64(o, "fds_passed", mx->counters.fds_passed);
+	add_u64(o, "fds_refused", mx->counters.fds_refused);
 	return o;
 }
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@ struct chain {
 	char agents_uri[160], svas_uri[160], ctl[128];
 	pid_t pid;
 	pid_t sva_pid;   /* a real SVA process the test started, stopped first */
+	unsigned nofile; /* RLIMIT_NOFILE of the mux, soft and hard (0: as ours) */
 };
 
 static struct epsec_loop *loop;
@@ -458,6 +460,13 @@ static inline void mux_start(struct chain *ch, const char *settings)
 	ch->pid = fork();
 	assert_true(ch->pid >= 0);
 	if (ch->pid == 0) {
+		/* A test of what the mux does near its fd limit sets this. */
+		if (ch->nofile) {
+			struct rlimit rl = { ch->nofile, ch->nofile };
+
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				_exit(126);
+		}
 		/* EPSEC_MUX_WRAPPER="valgrind --error-exitcode=9 ..." checks the mux too. */
 		if (getenv("EPSEC_MUX_WRAPPER"))
 			execl("/bin/sh", "sh", "-c", "exec $EPSEC_MUX_WRAPPER \"$0\" -f -c \"$1\"",

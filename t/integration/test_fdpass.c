@@ -261,11 +261,12 @@ static bool status_peer_fds(const struct chain *ch, const char *list)
 	return fds;
 }
 
-static int start_mux_with(void **state, const char *extra, bool svas_on_tcp)
+static int start_mux_with(void **state, const char *extra, bool svas_on_tcp, unsigned nofile)
 {
 	struct chain *ch = chain_new("fdpass");
 	char settings[128];
 
+	ch->nofile = nofile;
 	snprintf(ch->agents_uri, sizeof(ch->agents_uri), "unix://%s/agents.sock", ch->dir);
 	if (svas_on_tcp)
 		snprintf(ch->svas_uri, sizeof(ch->svas_uri), "tcp://127.0.0.1:%d", free_port());
@@ -280,23 +281,29 @@ static int start_mux_with(void **state, const char *extra, bool svas_on_tcp)
 
 static int start_mux(void **state)
 {
-	return start_mux_with(state, "", false);
+	return start_mux_with(state, "", false, 0);
 }
 
 static int start_mux_nofds(void **state)
 {
-	return start_mux_with(state, "pass_fds = false;\n", false);
+	return start_mux_with(state, "pass_fds = false;\n", false, 0);
 }
 
 /* The SVA endpoint on tcp://, where no fds go. */
 static int start_mux_tcp_svas(void **state)
 {
-	return start_mux_with(state, "", true);
+	return start_mux_with(state, "", true, 0);
 }
 
 static int start_mux_window1(void **state)
 {
-	return start_mux_with(state, "sva_window = 1;\n", false);
+	return start_mux_with(state, "sva_window = 1;\n", false, 0);
+}
+
+/* An fd limit of 200: the mux holds at most 100 fds of waiting events. */
+static int start_mux_nofile200(void **state)
+{
+	return start_mux_with(state, "sva_window = 1;\n", false, 200);
 }
 
 /* A clean exit after all of it: an fd the mux mishandled (closed twice,
@@ -549,6 +556,41 @@ static void test_backlog_fds_released(void **state)
 		expect_error(keep, 0, EHOSTUNREACH);
 	expect_mux_fds(ch, base - 1);
 	peer_free(keep);
+}
+
+static bool all_events_in(const struct chain *ch, long long want)
+{
+	for (int i = 0; i < 200; i++) {
+		if (status_counter(ch, "events") >= want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* An agent flooding the mux with fds while its only SVA holds one event
+ * (sva_window 1) and answers none: past half its fd limit the mux closes
+ * new fds on arrival, counts them, and still takes connections. */
+static void test_fd_cap(void **state)
+{
+	enum { FLOOD = 180 };
+	struct chain *ch = *state;
+	struct peer *agent = peer_new(), *sva = peer_new(), *late = peer_new();
+	long long refused;
+
+	assert_true(join(agent, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-a", true));
+	assert_true(join(sva, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1", true));
+	for (uint64_t req = 1; req <= FLOOD; req++)
+		send_event_fd(agent, req, &files[req % NFILES]);
+	assert_true(all_events_in(ch, FLOOD));
+	refused = status_counter(ch, "fds_refused");
+	/* 100 wait with theirs, one went to the SVA with its own. */
+	assert_int_equal(refused, FLOOD - 101);
+	assert_true(mux_fds(ch) < 200);
+	assert_true(join(late, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-b", true));
+	peer_free(late);
+	peer_free(agent);
+	peer_free(sva);
 }
 
 /* Answer `want` EVENTs, each checked to come with the file it names. */
@@ -884,6 +926,7 @@ int main(void)
 		T(test_untaken_fd_closed, start_mux),
 		T(test_libepsec_checks_fd, start_mux),
 		T(test_burst_keeps_fds, start_mux),
+		T(test_fd_cap, start_mux_nofile200),
 	};
 
 	return cmocka_run_group_tests_name("fdpass", tests, group_setup, group_teardown);
