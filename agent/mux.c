@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "held.h"
+#include "reads.h"
 #include "link.h"
 #include "log.h"
 
@@ -48,6 +49,7 @@ static struct {
 	enum mux_state state;
 	atomic_bool ready;
 	atomic_bool fds;    /* the mux takes the files' fds with EVENTs */
+	uint64_t epoch;     /* bumped when a link goes: late reads are not sent */
 	unsigned backoff_ms;
 	uint64_t next_try_ms, hello_deadline_ms;
 	bool warned;
@@ -129,6 +131,7 @@ static void lost(const char *why)
 
 	mux.conn = NULL;
 	mux.state = MUX_IDLE;
+	mux.epoch++;
 	atomic_store(&mux.ready, false);
 	atomic_store(&mux.fds, false);
 	free_reqs(mux.stalled); /* their events end by policy just below */
@@ -274,16 +277,13 @@ static void on_error(const Epsec__Error *e)
 	EPSEC_DBG("req %llu: error %u from mux", (unsigned long long)e->req_id, e->code);
 }
 
-static void on_read(const Epsec__Read *rd)
+static void send_data(uint64_t req_id, uint64_t offset, ssize_t n, uint8_t *buf)
 {
 	Epsec__Data d = EPSEC__DATA__INIT;
 	epsec_msg env = EPSEC__ENVELOPE__INIT;
-	size_t len = rd->length > READ_MAX ? READ_MAX : rd->length;
-	uint8_t *buf = malloc(len ? len : 1);
-	ssize_t n = buf ? vsep_held_pread(rd->req_id, buf, len, rd->offset) : -ENOMEM;
 
-	d.req_id = rd->req_id;
-	d.offset = rd->offset;
+	d.req_id = req_id;
+	d.offset = offset;
 	if (n < 0) {
 		d.has_error = true;
 		d.error = (int32_t)-n;
@@ -295,7 +295,24 @@ static void on_read(const Epsec__Read *rd)
 	env.body_case = EPSEC__ENVELOPE__BODY_DATA;
 	env.data = &d;
 	send_env(&env);
-	free(buf);
+}
+
+/* The reads thread's answer; one for a link that has gone since (its
+ * events ended with it) is not sent on the next. */
+static void read_done(struct vsep_read_done *d)
+{
+	if (d->epoch == mux.epoch && mux.state == MUX_READY)
+		send_data(d->req_id, d->offset, d->n, d->buf);
+	vsep_read_done_free(d);
+}
+
+static void on_read(const Epsec__Read *rd)
+{
+	size_t len = rd->length > READ_MAX ? READ_MAX : rd->length;
+	int r = vsep_reads_submit(rd->req_id, rd->offset, len, mux.epoch);
+
+	if (r < 0)
+		send_data(rd->req_id, rd->offset, r, NULL);
 }
 
 static void on_msg(struct epsec_conn *c, epsec_msg *m, void *arg)
@@ -580,9 +597,14 @@ int vsep_mux_start(struct epsec_loop *loop, const struct vsep_settings *s)
 	mux.stalled_tail = &mux.stalled;
 	mux.logs_tail = &mux.logs;
 	mux.backoff_ms = BACKOFF_MIN_MS;
-	r = epsec_loop_add_timer(loop, TICK_MS, on_tick, NULL);
+	r = vsep_reads_start(loop, read_done);
 	if (r < 0)
 		return r;
+	r = epsec_loop_add_timer(loop, TICK_MS, on_tick, NULL);
+	if (r < 0) {
+		vsep_reads_stop();
+		return r;
+	}
 	mux.timer = r;
 	try_connect();
 	return 0;
@@ -599,8 +621,10 @@ void vsep_mux_stop(void)
 	mux.timer = 0;
 	mux.conn = NULL;
 	mux.state = MUX_IDLE;
+	mux.epoch++;
 	if (c)
 		epsec_conn_close(c);
+	vsep_reads_stop();
 	on_drain(NULL, NULL); /* not connected: what waited ends by policy */
 	flush();
 }
