@@ -1,8 +1,9 @@
 /* Reader thread and worker threads (fapolicyd's shape): the reader never
  * blocks on anything but short locks, so our own opens, files the verdict
  * cache knows clean and a full queue are answered at once; workers do the
- * slow part (paths, excludes, inline data) and hand a held EVENT to the
- * mux side. */
+ * slow part (inline data, which reads the file) and hand a held EVENT to
+ * the mux side. When files go as fds there is no slow part: the reader
+ * prepares the EVENT itself (path and exe from /proc, excludes). */
 #include "config.h"
 #include "workers.h"
 
@@ -166,6 +167,8 @@ static bool stat_nosync(int fd, struct stat *st)
 	return true;
 }
 
+static void handle(struct job *j);
+
 static void dispatch(const struct vsep_event *ev, void *arg)
 {
 	struct job j = { .ev = *ev };
@@ -178,6 +181,12 @@ static void dispatch(const struct vsep_event *ev, void *arg)
 	j.have_st = stat_nosync(ev->fd, &j.st);
 	if (empty_file(ev, &j) || cached(ev, &j))
 		return;
+	/* With the fd passed, nothing left reads the file (no inline bytes):
+	 * the rest is done here, sparing a hand-over to a worker. */
+	if (vsep_mux_passes_fds()) {
+		handle(&j);
+		return;
+	}
 	if (!push(queue_for(ev->pid), &j))
 		vsep_event_end(ev, vsep_policy_allows(W.s->on_overload), VSEP_WHY_OVERLOAD);
 }
