@@ -382,7 +382,7 @@ static bool under(const char *root, const char *path)
 	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-static int fd_path(int fd, char *buf, size_t len)
+int vsep_fan_fd_path(int fd, char *buf, size_t len)
 {
 	char link[64];
 	ssize_t n;
@@ -927,7 +927,7 @@ static int located(const struct tree *t, int fd, char *path, size_t len)
 
 	if (fd < 0)
 		return -1;
-	r = fd_path(fd, path, len);
+	r = vsep_fan_fd_path(fd, path, len);
 	close(fd);
 	if (r < 0 || strstr(path, " (deleted)"))
 		return -1;

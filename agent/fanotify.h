@@ -39,6 +39,8 @@ typedef void (*vsep_fan_event_fn)(const struct vsep_event *ev, void *arg);
 int vsep_fan_read(int fanfd, vsep_fan_event_fn fn, void *arg);
 /* The answer the opener waits for. 0 or -errno. */
 int vsep_fan_respond(int fanfd, int fd, bool allow);
+/* The path an event's fd was opened by (from /proc/self/fd), 0 or -errno. */
+int vsep_fan_fd_path(int fd, char *buf, size_t len);
 
 /* ---- keeping the marks right (agent/watch.c drives these) ---- */
 

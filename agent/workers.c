@@ -238,19 +238,6 @@ static void *reader_main(void *arg)
 
 /* ------------------------------------------------------------ workers */
 
-static int fd_path(int fd, char *buf, size_t len)
-{
-	char link[64];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
 static char *pid_exe(pid_t pid)
 {
 	char link[64], buf[PATH_MAX];
@@ -487,7 +474,7 @@ static void handle(struct job *j)
 
 	if (!screen(j))
 		return;
-	if (fd_path(ev->fd, path, sizeof(path)) < 0) {
+	if (vsep_fan_fd_path(ev->fd, path, sizeof(path)) < 0) {
 		vsep_event_end(ev, fail_open(), VSEP_WHY_ERROR);
 		return;
 	}
