@@ -1,4 +1,4 @@
-/* Shared by the engine unit tests (test_clamav, test_yara): the plugin
+/* Shared by the engine unit tests (test_eicar, test_clamav, test_yara): the plugin
  * loaded through the real loader beside a scratch directory, files in
  * memory behind epsec_file->pread, plugin options from a config string,
  * log lines captured for assertions, and refused options. */

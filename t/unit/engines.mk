@@ -7,7 +7,7 @@ ENGINE_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(PROTOBUF_C_CFLAGS)
 # eicar.la through the real loader.
 check_PROGRAMS += t/unit/test_eicar
 TESTS += t/unit/test_eicar
-t_unit_test_eicar_SOURCES = t/unit/test_eicar.c
+t_unit_test_eicar_SOURCES = t/unit/test_eicar.c t/unit/engine_util.h
 t_unit_test_eicar_CFLAGS = $(ENGINE_TEST_CFLAGS)
 t_unit_test_eicar_LDADD = libcore/libepsec-core.la $(CMOCKA_LIBS) $(LIBCONFIG_LIBS)
 EXTRA_t_unit_test_eicar_DEPENDENCIES = plugins/eicar.la

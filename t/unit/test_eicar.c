@@ -3,66 +3,12 @@
  * checks it. Files are in memory; the EICAR string is built at run time. */
 #include "config.h"
 
-#include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <cmocka.h>
-#include <libconfig.h>
-
-#include <epsec/plugin.h>
-#include "host.h"
-#include "loader.h"
-#include "log.h"
+#include "engine_util.h"
 
 #define EICAR_LEN 68
 
-static const struct epsec_verdict_plugin *plugin;
 static void *state;
 static char eicar[EICAR_LEN + 1];
-
-/* A file in memory that counts how far the plugin read. */
-struct mem_file {
-	struct epsec_file f;
-	const unsigned char *data;
-	size_t len;
-	int fail;        /* errno for every pread, 0 = none */
-	unsigned reads;
-	uint64_t read_end; /* highest offset + length asked for */
-};
-
-static ssize_t mem_pread(struct epsec_file *f, void *buf, size_t len, uint64_t off)
-{
-	struct mem_file *m = f->ctx;
-	size_t n;
-
-	m->reads++;
-	if (off + len > m->read_end)
-		m->read_end = off + len;
-	if (m->fail)
-		return -m->fail;
-	if (off >= m->len)
-		return 0;
-	n = m->len - (size_t)off < len ? m->len - (size_t)off : len;
-	memcpy(buf, m->data + off, n);
-	return (ssize_t)n;
-}
-
-static void mem_init(struct mem_file *m, const void *data, size_t len)
-{
-	memset(m, 0, sizeof(*m));
-	m->data = data;
-	m->len = len;
-	m->f.path = "/mem/test";
-	m->f.exe = "";
-	m->f.size = len;
-	m->f.kind = EPSEC_EVENT_CLOSE_WRITE;
-	m->f.pread = mem_pread;
-	m->f.ctx = m;
-}
 
 static enum epsec_scan_result scan_buf(const void *data, size_t len, struct epsec_scan_report *rep)
 {
@@ -85,8 +31,6 @@ static int group_setup(void **st)
 {
 	int r;
 
-	epsec_log_open("test_eicar", EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
-	epsec_host_init("test_eicar");
 	/* Two pieces, joined here: never whole in the repository. */
 	snprintf(eicar, sizeof(eicar), "%s%s", "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
 		 "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*");
@@ -95,9 +39,7 @@ static int group_setup(void **st)
 	if (!getenv(EPSEC_PLUGIN_PATH_ENV))
 		fprintf(stderr, "warning: %s is not set; the installed eicar may be used\n",
 			EPSEC_PLUGIN_PATH_ENV);
-	r = epsec_loader_init(NULL);
-	if (r == 0)
-		r = epsec_loader_verdict("eicar", &plugin);
+	r = engine_setup("eicar");
 	if (r == 0)
 		r = plugin->open(epsec_host_get(), NULL, &state);
 	return r;
@@ -107,7 +49,7 @@ static int group_teardown(void **st)
 {
 	if (plugin && state)
 		plugin->close(state);
-	epsec_loader_exit();
+	engine_teardown();
 	return 0;
 }
 
