@@ -22,7 +22,8 @@ static const uint32_t role_may_send[] = {
 	[EPSEC_ROLE_SVA] = BIT(EPSEC__ENVELOPE__BODY_HELLO) | BIT(EPSEC__ENVELOPE__BODY_READ) |
 			   BIT(EPSEC__ENVELOPE__BODY_VERDICT) | BIT(EPSEC__ENVELOPE__BODY_PING) |
 			   BIT(EPSEC__ENVELOPE__BODY_PONG) | BIT(EPSEC__ENVELOPE__BODY_ERROR) |
-			   BIT(EPSEC__ENVELOPE__BODY_LOG) | BIT(EPSEC__ENVELOPE__BODY_GENERATION),
+			   BIT(EPSEC__ENVELOPE__BODY_LOG) | BIT(EPSEC__ENVELOPE__BODY_GENERATION) |
+			   BIT(EPSEC__ENVELOPE__BODY_WORKING),
 	[EPSEC_ROLE_MUX] = BIT(EPSEC__ENVELOPE__BODY_WELCOME) | BIT(EPSEC__ENVELOPE__BODY_EVENT) |
 			   BIT(EPSEC__ENVELOPE__BODY_READ) | BIT(EPSEC__ENVELOPE__BODY_DATA) |
 			   BIT(EPSEC__ENVELOPE__BODY_VERDICT) | BIT(EPSEC__ENVELOPE__BODY_ERROR) |
@@ -33,7 +34,7 @@ static const uint32_t role_may_send[] = {
 
 static const char *const msg_names[] = {
 	"NONE", "HELLO", "WELCOME", "EVENT", "READ", "DATA",
-	"VERDICT", "ERROR", "PING", "PONG", "LOG", "GENERATION",
+	"VERDICT", "ERROR", "PING", "PONG", "LOG", "GENERATION", "WORKING",
 };
 
 static const char *const role_names[] = { "none", "agent", "mux", "sva", "ctl" };
@@ -88,7 +89,7 @@ bool epsec_msg_allowed(enum epsec_role role, Epsec__Envelope__BodyCase body)
 {
 	if ((unsigned)role >= sizeof(role_may_send) / sizeof(role_may_send[0]))
 		return false;
-	if ((unsigned)body > EPSEC__ENVELOPE__BODY_GENERATION)
+	if ((unsigned)body > EPSEC__ENVELOPE__BODY_WORKING)
 		return false;
 	return role_may_send[role] & BIT(body);
 }

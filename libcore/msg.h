@@ -20,6 +20,9 @@ typedef Epsec__Envelope epsec_msg;
 #define EPSEC_CAP_FD "fd"
 /* HELLO/WELCOME capability: this peer takes GENERATION messages. */
 #define EPSEC_CAP_GENERATION "generation"
+/* WELCOME capability: this mux takes WORKING messages and times out only
+ * the events an SVA has gone silent about. */
+#define EPSEC_CAP_WORKING "working"
 
 enum epsec_role {
 	EPSEC_ROLE_AGENT = EPSEC__ROLE__ROLE_AGENT,

@@ -17,9 +17,11 @@ extern "C" {
 /* Verdict plugin ABI. The loader accepts a plugin whose major equals the
  * host's and whose minor is not newer, and whose struct_size covers every
  * field of the minor it claims.
- * 1.0  first version. */
+ * 1.0  first version.
+ * 1.1  struct epsec_file: deadline_ms and content_fd. A plugin that
+ *      claims 1.1 is only loaded by hosts that fill them. */
 #define EPSEC_VERDICT_ABI_MAJOR 1
-#define EPSEC_VERDICT_ABI_MINOR 0
+#define EPSEC_VERDICT_ABI_MINOR 1
 
 /* The one symbol a verdict plugin exports. */
 #define EPSEC_VERDICT_SYMBOL "epsec_verdict_plugin"
@@ -47,6 +49,21 @@ struct epsec_file {
 	 * or a negative errno. Safe to call from the scanning thread only. */
 	ssize_t (*pread)(struct epsec_file *file, void *buf, size_t len, uint64_t off);
 	void *ctx; /* the host's, not the plugin's */
+
+	/* 1.1: when this scan must have ended, in CLOCK_MONOTONIC ms (the
+	 * event's own deadline, counted from when a worker started the scan;
+	 * 0 = none). An engine with a timeout of its own takes what is left;
+	 * past it the scan is an EPSEC_SCAN_ERROR, never a clean. */
+	int64_t deadline_ms;
+	/* 1.1, may be NULL: a read-only fd holding the whole content from
+	 * offset 0, for engines that scan a file or a mapping at once
+	 * (libyara's scan_fd, libclamav's cl_scandesc), so their modules see
+	 * everything, as the `yara` command does. The file itself when the
+	 * agent passed it; otherwise a copy the host stages once from the
+	 * agent. The host's to close, valid until the verdict; use pread or
+	 * mmap, never its offset. Negative errno: -EFBIG larger than the host
+	 * stages (fall back to pread), or why the content could not be had. */
+	int (*content_fd)(struct epsec_file *file);
 };
 
 /* Scan outcomes: their own enum, never an errno. */

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <epsec/transport.h>
 
-#define NBODY 11 /* HELLO .. GENERATION */
+#define NBODY 12 /* HELLO .. WORKING */
 
 /* Storage for one message of each type, filled with distinctive values. */
 struct sample {
@@ -29,7 +29,10 @@ struct sample {
 	Epsec__Pong pong;
 	Epsec__Log log;
 	Epsec__Generation generation;
+	Epsec__Working working;
 };
+
+static uint64_t working_ids[] = { 14, 15, 1u << 31 };
 
 static char *caps[] = { "cap-a", "cap-b" };
 static char *engines[] = { "eicar", "yara" };
@@ -49,6 +52,7 @@ static void sample_init(struct sample *s, Epsec__Envelope__BodyCase body)
 	Epsec__Pong po = EPSEC__PONG__INIT;
 	Epsec__Log lg = EPSEC__LOG__INIT;
 	Epsec__Generation g = EPSEC__GENERATION__INIT;
+	Epsec__Working wk = EPSEC__WORKING__INIT;
 	size_t i;
 
 	for (i = 0; i < sizeof(inline_bytes); i++)
@@ -77,6 +81,8 @@ static void sample_init(struct sample *s, Epsec__Envelope__BodyCase body)
 	s->env = env, s->hello = h, s->welcome = w, s->event = e, s->read = r, s->data = d;
 	s->verdict = v, s->error = er, s->ping = pi, s->pong = po, s->log = lg;
 	s->generation = g;
+	wk.n_req_ids = 3, wk.req_ids = working_ids;
+	s->working = wk;
 	s->env.body_case = body;
 	switch (body) {
 	case EPSEC__ENVELOPE__BODY_HELLO: s->env.hello = &s->hello; break;
@@ -90,6 +96,7 @@ static void sample_init(struct sample *s, Epsec__Envelope__BodyCase body)
 	case EPSEC__ENVELOPE__BODY_PONG: s->env.pong = &s->pong; break;
 	case EPSEC__ENVELOPE__BODY_LOG: s->env.log = &s->log; break;
 	case EPSEC__ENVELOPE__BODY_GENERATION: s->env.generation = &s->generation; break;
+	case EPSEC__ENVELOPE__BODY_WORKING: s->env.working = &s->working; break;
 	default: break;
 	}
 }
@@ -99,13 +106,13 @@ static bool expect_allowed(enum epsec_role role, int body)
 {
 	static const char *const table[] = {
 		[EPSEC_ROLE_AGENT] = "HELLO EVENT DATA PING PONG LOG ERROR",
-		[EPSEC_ROLE_SVA] = "HELLO READ VERDICT PING PONG ERROR LOG GENERATION",
+		[EPSEC_ROLE_SVA] = "HELLO READ VERDICT PING PONG ERROR LOG GENERATION WORKING",
 		[EPSEC_ROLE_MUX] = "WELCOME EVENT READ DATA VERDICT ERROR PING PONG GENERATION",
 		[EPSEC_ROLE_CTL] = "HELLO PING",
 	};
 	static const char *const names[] = { "", "HELLO", "WELCOME", "EVENT", "READ", "DATA",
 					     "VERDICT", "ERROR", "PING", "PONG", "LOG",
-					     "GENERATION" };
+					     "GENERATION", "WORKING" };
 	const char *p = table[role];
 	size_t n = strlen(names[body]);
 
@@ -227,6 +234,10 @@ static void check_round_trip(const epsec_msg *m, Epsec__Envelope__BodyCase body)
 		break;
 	case EPSEC__ENVELOPE__BODY_GENERATION:
 		assert_int_equal(m->generation->generation, 1795000000);
+		break;
+	case EPSEC__ENVELOPE__BODY_WORKING:
+		assert_int_equal(m->working->n_req_ids, 3);
+		assert_int_equal(m->working->req_ids[2], 1u << 31);
 		break;
 	default:
 		fail();
