@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "held.h"
 #include "log.h"
+#include "unscanned.h"
 #include "mux.h"
 #include "quarantine.h"
 
@@ -101,6 +102,11 @@ static struct json_object *counters(void)
 	add_num(c, "quarantined", atomic_load(&vsep_stats.quarantined));
 	add_num(c, "empty", atomic_load(&vsep_stats.empty));
 	add_num(c, "swept", atomic_load(&vsep_stats.swept));
+	add_num(c, "engine_errors", atomic_load(&vsep_stats.engine_errors));
+	add_num(c, "unscanned", vsep_unscanned_count());
+	add_num(c, "rescanned", atomic_load(&vsep_stats.rescanned));
+	add_num(c, "unscanned_dropped", atomic_load(&vsep_stats.unscanned_dropped));
+	add_num(c, "unscanned_given_up", atomic_load(&vsep_stats.unscanned_given_up));
 	return c;
 }
 

@@ -17,6 +17,7 @@
 #include "fanotify.h"
 #include "log.h"
 #include "loop.h"
+#include "unscanned.h"
 
 #define EPSEC_LOG_SRC "held"
 
@@ -32,18 +33,31 @@ struct held {
 	char *path;
 };
 
+/* Two age orders, so deadlines rise along each: held opens (the opener's
+ * scan_timeout_ms) and scans nobody waits on (scan_max_ms). */
+enum { AGE_PERM, AGE_BACKGROUND, AGES };
+
+struct age {
+	struct held *oldest, *newest;
+};
+
 static struct {
 	pthread_mutex_t lock;
 	struct held **buckets;
 	size_t mask;
-	struct held *oldest, *newest;
+	struct age ages[AGES];
 	size_t count, capacity;
 	uint64_t next_id;
-	unsigned timeout_ms;
+	unsigned timeout_ms, max_ms;
 	int fanfd;
 } table = { .lock = PTHREAD_MUTEX_INITIALIZER, .fanfd = -1 };
 
-int vsep_held_init(int fanfd, size_t capacity, unsigned timeout_ms)
+static struct age *age_of(const struct held *h)
+{
+	return &table.ages[vsep_event_is_perm(&h->ev) ? AGE_PERM : AGE_BACKGROUND];
+}
+
+int vsep_held_init(int fanfd, size_t capacity, unsigned timeout_ms, unsigned max_ms)
 {
 	size_t n = 64;
 
@@ -55,6 +69,7 @@ int vsep_held_init(int fanfd, size_t capacity, unsigned timeout_ms)
 	table.mask = n - 1;
 	table.capacity = capacity;
 	table.timeout_ms = timeout_ms;
+	table.max_ms = max_ms;
 	table.fanfd = fanfd;
 	table.next_id = 1;
 	return 0;
@@ -91,6 +106,9 @@ static void count_end(const struct vsep_event *ev, bool allow, enum vsep_why why
 	case VSEP_WHY_EMPTY:
 		atomic_fetch_add(&vsep_stats.empty, 1);
 		break;
+	case VSEP_WHY_ENGINE_ERROR:
+		atomic_fetch_add(&vsep_stats.engine_errors, 1);
+		break;
 	default:
 		break;
 	}
@@ -125,22 +143,24 @@ void vsep_event_end_cached(const struct vsep_event *ev, bool allow, const struct
 	if (r == 0 && allow && vsep_event_is_perm(ev))
 		vsep_cache_ignore(ev->fd, st, generation);
 	close_event(ev, allow, VSEP_WHY_CACHE, r);
+	vsep_unscanned_scanned(st);
 }
 
 /* Caller holds the lock. */
 static void link_entry(struct held *h)
 {
 	struct held **b = &table.buckets[h->req_id & table.mask];
+	struct age *a = age_of(h);
 
 	h->chain = *b;
 	*b = h;
 	h->newer = NULL;
-	h->older = table.newest;
-	if (table.newest)
-		table.newest->newer = h;
+	h->older = a->newest;
+	if (a->newest)
+		a->newest->newer = h;
 	else
-		table.oldest = h;
-	table.newest = h;
+		a->oldest = h;
+	a->newest = h;
 	table.count++;
 }
 
@@ -148,6 +168,7 @@ static void link_entry(struct held *h)
 static void unlink_entry(struct held *h)
 {
 	struct held **p = &table.buckets[h->req_id & table.mask];
+	struct age *a = age_of(h);
 
 	while (*p != h)
 		p = &(*p)->chain;
@@ -155,11 +176,11 @@ static void unlink_entry(struct held *h)
 	if (h->older)
 		h->older->newer = h->newer;
 	else
-		table.oldest = h->newer;
+		a->oldest = h->newer;
 	if (h->newer)
 		h->newer->older = h->older;
 	else
-		table.newest = h->older;
+		a->newest = h->older;
 	table.count--;
 }
 
@@ -192,7 +213,8 @@ int vsep_held_add(const struct vsep_event *ev, const struct stat *st, const char
 		return -ENOSPC;
 	}
 	h->req_id = table.next_id++;
-	h->deadline_ms = epsec_now_ms() + table.timeout_ms;
+	h->deadline_ms = epsec_now_ms() +
+			 (vsep_event_is_perm(ev) ? table.timeout_ms : table.max_ms);
 	link_entry(h);
 	*req_id = h->req_id;
 	pthread_mutex_unlock(&table.lock);
@@ -205,10 +227,14 @@ static void apply_close_write(struct held *h, const struct vsep_outcome *o)
 {
 	int r;
 
+	/* A rescan's file was counted when it was let pass: not again. */
+	bool counts = h->ev.kind != VSEP_KIND_RESCAN;
+
 	if (o->why != VSEP_WHY_VERDICT)
 		return;
 	if (o->action == VSEP_ACT_ALLOW) {
-		atomic_fetch_add(&vsep_stats.allowed, 1);
+		if (counts)
+			atomic_fetch_add(&vsep_stats.allowed, 1);
 		return;
 	}
 	r = vsep_action_apply_engine(o->action, h->path, h->st.st_dev, h->st.st_ino, o->engine,
@@ -217,7 +243,7 @@ static void apply_close_write(struct held *h, const struct vsep_outcome *o)
 	 * scan of the same file (close_write and a new-directory sweep). */
 	if (o->action == VSEP_ACT_DELETE && r != -ENOENT)
 		atomic_fetch_add(r == 0 ? &vsep_stats.deleted : &vsep_stats.errors, 1);
-	else if (o->action != VSEP_ACT_DELETE)
+	else if (o->action != VSEP_ACT_DELETE && counts)
 		atomic_fetch_add(&vsep_stats.denied, 1);
 }
 
@@ -230,14 +256,42 @@ static const char *why_name(enum vsep_why why)
 		[VSEP_WHY_ERROR] = "error", [VSEP_WHY_SHUTDOWN] = "shutdown",
 		[VSEP_WHY_CACHE] = "cached", [VSEP_WHY_TOO_BIG] = "too big",
 		[VSEP_WHY_IRREGULAR] = "not a regular file", [VSEP_WHY_EMPTY] = "empty file",
+		[VSEP_WHY_ENGINE_ERROR] = "engine error",
 	};
 
 	return (unsigned)why < sizeof(names) / sizeof(names[0]) ? names[why] : "?";
 }
 
+/* An engine error is worth a warning once per file, not once per open of
+ * a file that always fails: a small table of the files warned about. */
+static bool first_error_of(const struct stat *st)
+{
+	static _Atomic uint64_t warned[256];
+	uint64_t key = ((uint64_t)st->st_dev * 0x9e3779b97f4a7c15ULL) ^ (uint64_t)st->st_ino ^
+		       ((uint64_t)st->st_mtim.tv_nsec << 32) ^ (uint64_t)st->st_mtim.tv_sec;
+
+	key |= 1; /* 0 is an empty slot */
+	return atomic_exchange(&warned[key % 256], key) != key;
+}
+
+static void log_engine_error(const struct held *h, const struct vsep_outcome *o, bool allow)
+{
+	const char *what = !vsep_event_is_perm(&h->ev) ? "kept, scanned again later"
+			   : allow ? "allowed by on_error" : "denied by on_error";
+
+	if (first_error_of(&h->st))
+		EPSEC_WARN("%s: not scanned (%s): %s", h->path,
+			   o->signature ? o->signature : "engine error", what);
+	else
+		EPSEC_DBG("%s: not scanned again (%s)", h->path,
+			  o->signature ? o->signature : "engine error");
+}
+
 static void log_verdict(const struct held *h, const struct vsep_outcome *o, bool allow)
 {
-	if (o->why != VSEP_WHY_VERDICT) {
+	if (o->why == VSEP_WHY_ENGINE_ERROR) {
+		log_engine_error(h, o, allow);
+	} else if (o->why != VSEP_WHY_VERDICT) {
 		EPSEC_DBG("%s (req %llu): %s by policy (%s)", h->path, (unsigned long long)h->req_id,
 			  allow ? "allowed" : "denied", why_name(o->why));
 	} else if (o->action == VSEP_ACT_ALLOW) {
@@ -271,6 +325,10 @@ static void finish_now(struct held *h, const struct vsep_outcome *o)
 	r = answer(&h->ev, allow);
 	remember(h, o, r);
 	close_event(&h->ev, allow, o->why, r);
+	if (o->why == VSEP_WHY_VERDICT)
+		vsep_unscanned_scanned(&h->st);
+	else
+		vsep_unscanned_note(h->ev.kind, &h->st, h->path, o->why, allow);
 	log_verdict(h, o, allow);
 	free(h->path);
 	free(h);
@@ -433,13 +491,14 @@ ssize_t vsep_held_pread(uint64_t req_id, void *buf, size_t len, uint64_t offset)
 	return n;
 }
 
-/* Move the oldest entries (all, or those past `now`) to a private list. */
-static struct held *take_oldest(bool all, uint64_t now)
+/* Move the oldest entries of one age order (all, or those past `now`)
+ * to a private list. */
+static struct held *take_oldest(struct age *a, bool all, uint64_t now)
 {
 	struct held *list = NULL, **tail = &list, *h;
 
 	pthread_mutex_lock(&table.lock);
-	while ((h = table.oldest) && (all || h->deadline_ms <= now)) {
+	while ((h = a->oldest) && (all || h->deadline_ms <= now)) {
 		unlink_entry(h);
 		h->newer = NULL;
 		*tail = h;
@@ -449,11 +508,12 @@ static struct held *take_oldest(bool all, uint64_t now)
 	return list;
 }
 
-static void finish_list(struct held *list, int policy, enum vsep_why why)
+static void finish_list(struct held *list, int policy, enum vsep_why why, const char *reason)
 {
 	struct vsep_outcome o = {
 		.action = vsep_policy_allows(policy) ? VSEP_ACT_ALLOW : VSEP_ACT_DENY,
 		.why = why,
+		.signature = reason,
 	};
 	struct held *next;
 
@@ -463,16 +523,24 @@ static void finish_list(struct held *list, int policy, enum vsep_why why)
 	}
 }
 
+/* A scan nobody waits on that outlived scan_max_ms is an engine error:
+ * its file was not scanned, whatever the policy says of opens. */
 void vsep_held_sweep(uint64_t now_ms, int policy)
 {
-	if (table.buckets)
-		finish_list(take_oldest(false, now_ms), policy, VSEP_WHY_TIMEOUT);
+	if (!table.buckets)
+		return;
+	finish_list(take_oldest(&table.ages[AGE_PERM], false, now_ms), policy, VSEP_WHY_TIMEOUT,
+		    NULL);
+	finish_list(take_oldest(&table.ages[AGE_BACKGROUND], false, now_ms), VSEP_POLICY_ALLOW,
+		    VSEP_WHY_ENGINE_ERROR, "no verdict within scan_max_ms");
 }
 
 void vsep_held_drain(int policy, enum vsep_why why)
 {
-	if (table.buckets)
-		finish_list(take_oldest(true, 0), policy, why);
+	if (!table.buckets)
+		return;
+	for (int i = 0; i < AGES; i++)
+		finish_list(take_oldest(&table.ages[i], true, 0), policy, why, NULL);
 }
 
 size_t vsep_held_count(void)

@@ -20,8 +20,10 @@ struct vsep_outcome {
 	uint64_t generation;   /* the SVA's signature generation */
 };
 
-/* `capacity` bounds the events held at once (they each hold an fd). */
-int vsep_held_init(int fanfd, size_t capacity, unsigned timeout_ms);
+/* `capacity` bounds the events held at once (they each hold an fd).
+ * Held opens end at timeout_ms, scans nobody waits on (close_write,
+ * sweeps) at max_ms. */
+int vsep_held_init(int fanfd, size_t capacity, unsigned timeout_ms, unsigned max_ms);
 /* The thread that deletes and quarantines (without it, which unit tests
  * use, the thread giving the verdict does). Stop runs what is queued. */
 int vsep_held_actions_start(void);
@@ -50,7 +52,8 @@ int vsep_held_resolve(uint64_t req_id, const struct vsep_outcome *o);
 int vsep_held_dup_fd(uint64_t req_id);
 /* pread the held event's file. Bytes read, or -errno (-ENOENT: unknown). */
 ssize_t vsep_held_pread(uint64_t req_id, void *buf, size_t len, uint64_t offset);
-/* End every event whose deadline has passed by `policy` (VSEP_WHY_TIMEOUT). */
+/* End every event whose deadline has passed: held opens by `policy`
+ * (VSEP_WHY_TIMEOUT), scans nobody waits on as engine errors. */
 void vsep_held_sweep(uint64_t now_ms, int policy);
 /* End every held event by `policy`. */
 void vsep_held_drain(int policy, enum vsep_why why);

@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "mux.h"
 #include "quarantine.h"
+#include "unscanned.h"
 #include "watch.h"
 #include "workers.h"
 
@@ -61,6 +62,10 @@ static const struct epsec_conf_key schema[] = {
 	CHOICE("on_timeout", on_timeout),
 	CHOICE("on_disconnect", on_disconnect),
 	CHOICE("on_overload", on_overload),
+	CHOICE("on_error", on_error),
+	KEY("scan_max_ms", EPSEC_CONF_INT, false, scan_max_ms, 1000, 86400000),
+	KEY("state_dir", EPSEC_CONF_STRING, false, state_dir, 0, 0),
+	KEY("unscanned_max", EPSEC_CONF_INT, false, unscanned_max, 0, 1 << 24),
 	KEY("inline_bytes", EPSEC_CONF_INT, false, inline_bytes, 0, 1 << 20),
 	KEY("workers", EPSEC_CONF_INT, false, workers, 1, 256),
 	KEY("queue_size", EPSEC_CONF_INT, false, queue_size, 1, 1 << 20),
@@ -105,6 +110,10 @@ static void defaults(struct vsep_settings *s)
 		.workers = 2,
 		.queue_size = 1024,
 		.on_overload = VSEP_POLICY_ALLOW,
+		.on_error = VSEP_POLICY_ALLOW,
+		.scan_max_ms = 600000,
+		.state_dir = LOCALSTATEDIR "/lib/epsec/vsep",
+		.unscanned_max = 100000,
 		.max_file_size = 0,
 		.max_held = 4096,
 		.cache_size = 65536,
@@ -269,7 +278,8 @@ static int launch(struct vsep *v)
 		EPSEC_ERR("cannot drop capabilities: %s", strerror(-r));
 		return r;
 	}
-	r = vsep_held_init(v->fanfd, (size_t)v->s.max_held, (unsigned)v->s.scan_timeout_ms);
+	r = vsep_held_init(v->fanfd, (size_t)v->s.max_held, (unsigned)v->s.scan_timeout_ms,
+			   (unsigned)v->s.scan_max_ms);
 
 	v->held_up = r == 0;
 	if (r == 0)
@@ -286,6 +296,8 @@ static int launch(struct vsep *v)
 		r = vsep_mux_start(v->loop, &v->s);
 		v->mux_up = r == 0;
 	}
+	if (r == 0)
+		r = vsep_unscanned_start(&v->s, vsep_mux_ready, vsep_workers_inject);
 	if (r == 0)
 		r = add_timers(v);
 	if (r < 0)
@@ -320,6 +332,7 @@ static int add_timers(struct vsep *v)
  * for the mux, then everything held: each ends by on_disconnect policy. */
 static void shutdown_all(struct vsep *v)
 {
+	vsep_unscanned_stop();
 	vsep_watch_stop();
 	if (v->workers_up)
 		vsep_workers_stop();
@@ -332,6 +345,7 @@ static void shutdown_all(struct vsep *v)
 		vsep_held_fini();
 		vsep_cache_fini();
 	}
+	vsep_unscanned_fini(); /* with what the drain just let pass */
 	if (v->ctl)
 		epsec_ctl_close(v->ctl);
 	if (v->loop)

@@ -28,6 +28,8 @@
 #define TICK_MS 50
 #define LOG_QUEUE_MAX 256
 #define READ_MAX (1u << 20)
+/* Two passes of the held table's 50 ms sweep. */
+#define DEADLINE_MARGIN_MS 100
 
 enum mux_state {
 	MUX_IDLE,   /* no link; next attempt at next_try_ms */
@@ -85,25 +87,15 @@ bool vsep_mux_passes_fds(void)
 	return atomic_load(&mux.fds);
 }
 
-/* Each way of failing has its own policy; the rest (errors, shutdown)
- * fail like a lost scanner. */
-static int policy_for(enum vsep_why why)
+static enum vsep_action policy_action(enum vsep_why why)
 {
-	switch (why) {
-	case VSEP_WHY_TIMEOUT:
-		return mux.s->on_timeout;
-	case VSEP_WHY_OVERLOAD:
-		return mux.s->on_overload;
-	default:
-		return mux.s->on_disconnect;
-	}
+	return vsep_why_allows(mux.s, why) ? VSEP_ACT_ALLOW : VSEP_ACT_DENY;
 }
 
 static void end_by_policy(uint64_t req_id, enum vsep_why why)
 {
-	struct vsep_outcome o = { .why = why };
+	struct vsep_outcome o = { .why = why, .action = policy_action(why) };
 
-	o.action = vsep_policy_allows(policy_for(why)) ? VSEP_ACT_ALLOW : VSEP_ACT_DENY;
 	vsep_held_resolve(req_id, &o);
 }
 
@@ -244,7 +236,14 @@ static void on_verdict(const Epsec__Verdict *v)
 	bool known;
 
 	o.action = verdict_action(v->action, &known);
-	if (!known) {
+	if (v->error) {
+		/* Not a verdict about the file: on_error decides, nothing is
+		 * cached, and the reason travels where the signature would. */
+		o.why = VSEP_WHY_ENGINE_ERROR;
+		o.action = policy_action(o.why);
+		o.cacheable = false;
+		o.signature = v->error;
+	} else if (!known) {
 		end_by_policy(v->req_id, VSEP_WHY_ERROR);
 		EPSEC_WARN("verdict with unknown action %d for req %llu", (int)v->action,
 			   (unsigned long long)v->req_id);
@@ -262,7 +261,6 @@ static void on_verdict(const Epsec__Verdict *v)
 static void on_error(const Epsec__Error *e)
 {
 	struct vsep_outcome o = { .why = VSEP_WHY_DISCONNECT };
-	int policy;
 
 	if (!e->has_req_id) {
 		EPSEC_WARN("mux %s: error %u: %s", mux.s->mux, e->code,
@@ -271,8 +269,7 @@ static void on_error(const Epsec__Error *e)
 	}
 	if (e->code == ETIMEDOUT)
 		o.why = VSEP_WHY_TIMEOUT;
-	policy = policy_for(o.why);
-	o.action = vsep_policy_allows(policy) ? VSEP_ACT_ALLOW : VSEP_ACT_DENY;
+	o.action = policy_action(o.why);
 	vsep_held_resolve(e->req_id, &o);
 	EPSEC_DBG("req %llu: error %u from mux", (unsigned long long)e->req_id, e->code);
 }
@@ -351,6 +348,7 @@ static Epsec__EventKind wire_kind(enum vsep_kind k)
 		return EPSEC__EVENT_KIND__KIND_EXEC;
 	case VSEP_KIND_CLOSE_WRITE:
 	case VSEP_KIND_SWEEP:
+	case VSEP_KIND_RESCAN:
 		return EPSEC__EVENT_KIND__KIND_CLOSE_WRITE;
 	default:
 		return EPSEC__EVENT_KIND__KIND_OPEN;
@@ -399,6 +397,13 @@ static int send_event(struct vsep_req *r)
 	SET(e, pid, r->pid);
 	e.exe = r->exe;
 	e.path = r->path;
+	/* The scan's time budget: an opener waits scan_timeout_ms (and a
+	 * little more for the engine, so that when both come at once the
+	 * opener is answered by on_timeout, not by the engine's error); a
+	 * scan nobody waits on may take up to scan_max_ms. */
+	SET(e, timeout_ms, (uint32_t)(r->kind == VSEP_KIND_OPEN || r->kind == VSEP_KIND_EXEC
+					      ? mux.s->scan_timeout_ms + DEADLINE_MARGIN_MS
+					      : mux.s->scan_max_ms));
 	if (r->has_data) {
 		e.has_inline_data = true;
 		e.inline_data.data = r->data;

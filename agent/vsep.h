@@ -29,6 +29,10 @@ struct vsep_settings {
 	int on_timeout;    /* enum vsep_policy */
 	int on_disconnect; /* enum vsep_policy */
 	int on_overload;   /* enum vsep_policy: queue or held table full */
+	int on_error;      /* enum vsep_policy: the engines could not decide */
+	int scan_max_ms;   /* upper bound for scans nobody waits on */
+	const char *state_dir; /* what survives a restart ("" = nothing) */
+	int unscanned_max; /* files remembered as let pass unscanned */
 	int inline_bytes;
 	int workers;
 	int queue_size;
@@ -45,6 +49,8 @@ enum vsep_kind {
 	VSEP_KIND_CLOSE_WRITE,
 	VSEP_KIND_SWEEP, /* a file the agent opened itself (new directory sweep):
 			  * scanned as after a write, no answer owed */
+	VSEP_KIND_RESCAN, /* the same, for a file let pass unscanned earlier
+			   * (not counted as an event: it is the same one) */
 };
 
 /* One event from the kernel. `fd` is ours to close; for open/exec the
@@ -58,6 +64,12 @@ struct vsep_event {
 static inline bool vsep_event_is_perm(const struct vsep_event *ev)
 {
 	return ev->kind == VSEP_KIND_OPEN || ev->kind == VSEP_KIND_EXEC;
+}
+
+/* A file vsep opened itself: no opener to answer or exclude. */
+static inline bool vsep_event_is_own(const struct vsep_event *ev)
+{
+	return ev->kind == VSEP_KIND_SWEEP || ev->kind == VSEP_KIND_RESCAN;
 }
 
 /* What a verdict asks for (the wire's Action, without its NONE). */
@@ -83,6 +95,8 @@ enum vsep_why {
 	VSEP_WHY_TOO_BIG,    /* over max_file_size */
 	VSEP_WHY_IRREGULAR,  /* not a regular file: nothing to scan */
 	VSEP_WHY_EMPTY,      /* an empty regular file: nothing to scan */
+	VSEP_WHY_ENGINE_ERROR, /* the engines could not decide (on_error), or a
+				* scan nobody waits on passed scan_max_ms */
 };
 
 /* allowed/denied count every permission answer whatever its reason, and
@@ -104,6 +118,10 @@ struct vsep_counters {
 	atomic_ulong quarantined;
 	atomic_ulong empty;        /* empty files: allowed, nothing to scan */
 	atomic_ulong swept;        /* files found in new directories and scanned */
+	atomic_ulong engine_errors; /* verdicts that said the engines could not decide */
+	atomic_ulong rescanned;    /* files let pass unscanned, scanned since */
+	atomic_ulong unscanned_dropped; /* not remembered: unscanned_max reached */
+	atomic_ulong unscanned_given_up; /* engine errors on every try */
 };
 
 extern struct vsep_counters vsep_stats;
@@ -111,6 +129,23 @@ extern struct vsep_counters vsep_stats;
 static inline bool vsep_policy_allows(int policy)
 {
 	return policy == VSEP_POLICY_ALLOW;
+}
+
+/* The one rule from why an event ended without a verdict to its answer:
+ * each way of failing has its own policy; the rest (internal errors,
+ * shutdown) fail like a lost scanner. */
+static inline bool vsep_why_allows(const struct vsep_settings *s, enum vsep_why why)
+{
+	switch (why) {
+	case VSEP_WHY_TIMEOUT:
+		return vsep_policy_allows(s->on_timeout);
+	case VSEP_WHY_OVERLOAD:
+		return vsep_policy_allows(s->on_overload);
+	case VSEP_WHY_ENGINE_ERROR:
+		return vsep_policy_allows(s->on_error);
+	default:
+		return vsep_policy_allows(s->on_disconnect);
+	}
 }
 
 #endif

@@ -26,6 +26,7 @@
 #include "held.h"
 #include "log.h"
 #include "mux.h"
+#include "unscanned.h"
 
 #define EPSEC_LOG_SRC "agent"
 
@@ -169,12 +170,28 @@ static bool stat_nosync(int fd, struct stat *st)
 
 static void handle(struct job *j);
 
+/* An event ended by policy before it was held: remembered when that let
+ * its file pass unscanned. */
+static void end_unheld(const struct vsep_event *ev, const struct stat *st, const char *path,
+		       enum vsep_why why)
+{
+	bool allow = vsep_why_allows(W.s, why);
+	char buf[PATH_MAX];
+
+	if (st && !path && vsep_fan_fd_path(ev->fd, buf, sizeof(buf)) == 0)
+		path = buf;
+	vsep_event_end(ev, allow, why);
+	if (st && path)
+		vsep_unscanned_note(ev->kind, st, path, why, allow);
+}
+
 static void dispatch(const struct vsep_event *ev, void *arg)
 {
 	struct job j = { .ev = *ev };
 
-	atomic_fetch_add(&vsep_stats.events, 1);
-	if (ev->pid == W.self && ev->kind != VSEP_KIND_SWEEP) {
+	if (ev->kind != VSEP_KIND_RESCAN)
+		atomic_fetch_add(&vsep_stats.events, 1);
+	if (ev->pid == W.self && !vsep_event_is_own(ev)) {
 		vsep_event_end(ev, true, VSEP_WHY_SELF);
 		return;
 	}
@@ -188,7 +205,7 @@ static void dispatch(const struct vsep_event *ev, void *arg)
 		return;
 	}
 	if (!push(queue_for(ev->pid), &j))
-		vsep_event_end(ev, vsep_policy_allows(W.s->on_overload), VSEP_WHY_OVERLOAD);
+		end_unheld(ev, j.have_st ? &j.st : NULL, NULL, VSEP_WHY_OVERLOAD);
 }
 
 void vsep_workers_inject(const struct vsep_event *ev)
@@ -323,7 +340,7 @@ static bool excluded(const struct vsep_event *ev, const char *path, const char *
 {
 	if (excluded_path(path))
 		return true;
-	if (ev->kind == VSEP_KIND_SWEEP)
+	if (vsep_event_is_own(ev))
 		return false;
 	return excluded_exe(exe) || excluded_uid(ev->pid);
 }
@@ -420,7 +437,7 @@ static struct vsep_req *build_req(const struct vsep_event *ev, const struct stat
 
 static bool fail_open(void)
 {
-	return vsep_policy_allows(W.s->on_disconnect);
+	return vsep_why_allows(W.s, VSEP_WHY_DISCONNECT);
 }
 
 /* The cheap part, before anything is read or resolved: false when it
@@ -456,7 +473,7 @@ static bool decide(const struct vsep_event *ev, const struct stat *st, const cha
 		vsep_event_end_cached(ev, false, st, gen);
 		EPSEC_INFO("%s: access denied to pid %d (cached verdict)", path, (int)ev->pid);
 	} else if (!vsep_mux_ready()) {
-		vsep_event_end(ev, fail_open(), VSEP_WHY_DISCONNECT);
+		end_unheld(ev, st, path, VSEP_WHY_DISCONNECT);
 	} else {
 		return true;
 	}
@@ -483,9 +500,9 @@ static void handle(struct job *j)
 	r = build_req(ev, &j->st, path, exe);
 	err = r ? vsep_held_add(ev, &j->st, path, &r->req_id) : -ENOMEM;
 	if (err == -ENOSPC) {
-		vsep_event_end(ev, vsep_policy_allows(W.s->on_overload), VSEP_WHY_OVERLOAD);
+		end_unheld(ev, &j->st, path, VSEP_WHY_OVERLOAD);
 	} else if (err < 0) {
-		vsep_event_end(ev, fail_open(), VSEP_WHY_ERROR);
+		end_unheld(ev, &j->st, path, VSEP_WHY_ERROR);
 	} else {
 		vsep_mux_submit(r);
 		return;

@@ -184,6 +184,8 @@ static int send_event(struct mux *mx, struct mux_event *e)
 		return 1;
 	if (rc == 0) {
 		mux_route_sent(e);
+		/* Time in our backlog is no time the SVA was silent. */
+		mux_route_touch(mx->route, e, epsec_now_ms());
 		sva->events++;
 		return 0;
 	}
@@ -246,7 +248,7 @@ static void expire_events(struct mux *mx, uint64_t now)
 		n++;
 	}
 	if (n)
-		EPSEC_WARN("%zu event(s) not answered by their SVA in %d ms: agents told ETIMEDOUT",
+		EPSEC_WARN("%zu event(s) an SVA said nothing about for %d ms: agents told ETIMEDOUT",
 			   n, mx->set->sva_timeout_ms);
 }
 
@@ -400,11 +402,15 @@ static int adopt_hello(struct mux_conn *pc, const Epsec__Hello *h)
 
 static int send_welcome(struct mux_conn *pc)
 {
-	static char *caps[] = { (char *)EPSEC_CAP_GENERATION, (char *)EPSEC_CAP_FD };
+	char *caps[3] = { (char *)EPSEC_CAP_GENERATION };
 	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
 	Epsec__Welcome w = EPSEC__WELCOME__INIT;
 
-	w.n_capabilities = pc->fds ? 2 : 1;
+	w.n_capabilities = 1;
+	if (pc->fds)
+		caps[w.n_capabilities++] = (char *)EPSEC_CAP_FD;
+	if (pc->route.is_sva)
+		caps[w.n_capabilities++] = (char *)EPSEC_CAP_WORKING;
 	w.capabilities = caps;
 	w.version = pc->version;
 	w.id = (char *)pc->mux->set->common.id;
@@ -649,6 +655,7 @@ static bool sva_read(struct mux_conn *pc, epsec_msg *m)
 	} else {
 		rd->req_id = e->agent_req;
 		mux_route_read_sent(e);
+		mux_route_touch(mx->route, e, mx->now_us / 1000);
 		rc = epsec_conn_send(peer_conn(e->agent), m);
 		if (rc < 0) {
 			mux_route_data_seen(mx->route, e);
@@ -713,6 +720,22 @@ static void sva_error(struct mux_conn *pc, const Epsec__Error *err)
 		mux_route_sva_done(mx->route, e);
 }
 
+/* The SVA still holds these events (queued or scanning): their silence
+ * clock starts again, and so does that of what waits for it here (it is
+ * alive, its queue moves). Ids it does not hold are ignored: a WORKING
+ * crossing a verdict or a re-dispatch on the wire is no violation. */
+static void sva_working(struct mux_conn *pc, const Epsec__Working *w)
+{
+	struct mux *mx = pc->mux;
+	uint64_t now = mx->now_us / 1000;
+	struct mux_event *e;
+
+	for (size_t i = 0; i < w->n_req_ids; i++)
+		if (mux_route_sva_ref(mx->route, &pc->route, w->req_ids[i], &e) == 0)
+			mux_route_touch(mx->route, e, now);
+	mux_route_touch_backlog(mx->route, &pc->route, now);
+}
+
 /* After each message the SVA may have room again (it answered, or it is
  * reading): its backlog moves on. */
 static void sva_msg(struct mux_conn *pc, epsec_msg *m)
@@ -736,6 +759,10 @@ static void sva_msg(struct mux_conn *pc, epsec_msg *m)
 		break;
 	case EPSEC__ENVELOPE__BODY_GENERATION:
 		note_generation(pc->mux, pc, m->generation->generation);
+		epsec_msg_free(m);
+		break;
+	case EPSEC__ENVELOPE__BODY_WORKING:
+		sva_working(pc, m->working);
 		epsec_msg_free(m);
 		break;
 	default:

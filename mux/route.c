@@ -396,6 +396,21 @@ void mux_route_sva_done(struct mux_route *r, struct mux_event *e)
 	settle(r, e);
 }
 
+void mux_route_touch(struct mux_route *r, struct mux_event *e, uint64_t now_ms)
+{
+	if (e->dead)
+		return;
+	e->since_ms = now_ms;
+	mux_list_del(&e->time_link);
+	mux_list_add_tail(&r->live, &e->time_link);
+}
+
+void mux_route_touch_backlog(struct mux_route *r, struct mux_peer *sva, uint64_t now_ms)
+{
+	for (struct mux_list *n = sva->backlog.next; n != &sva->backlog; n = n->next)
+		mux_route_touch(r, EVENT_OF(n, wait_link), now_ms);
+}
+
 /* Callers read the clock at different moments: a record stamped after
  * `now` was taken is young, not 2^64 ms old. */
 static uint64_t age(uint64_t now_ms, uint64_t since_ms)

@@ -95,7 +95,13 @@ void mux_route_defer(struct mux_event *e);
 struct mux_event *mux_route_deferred(const struct mux_peer *sva);
 void mux_route_sent(struct mux_event *e);
 
-/* The oldest live event dispatched at least timeout_ms ago, or NULL. The
+/* Its SVA showed it still works on it (WORKING, READ): the timeout
+ * counts from now. */
+void mux_route_touch(struct mux_route *r, struct mux_event *e, uint64_t now_ms);
+/* The same for every event waiting in the SVA's backlog. */
+void mux_route_touch_backlog(struct mux_route *r, struct mux_peer *sva, uint64_t now_ms);
+
+/* The oldest live event its SVA said nothing about for timeout_ms, or NULL. The
  * caller answers it and calls mux_route_finish before asking again. */
 struct mux_event *mux_route_expired(struct mux_route *r, uint64_t now_ms, uint64_t timeout_ms);
 /* Free dead records older than ttl_ms whatever still names them. */

@@ -258,6 +258,19 @@ static void found(const struct sva_engine *en, const struct epsec_scan_report *r
 		 rep->signature[0] ? rep->signature : "unnamed");
 }
 
+/* The later engines still run: one of them may find something, and a
+ * detection decides. Without one, the file was not scanned. */
+static void engine_failed(const struct sva_engine *en, const struct epsec_scan_report *rep,
+			  struct sva_outcome *out)
+{
+	out->cacheable = false;
+	if (out->errors++)
+		return;
+	out->error_engine = en->p->name;
+	snprintf(out->error, sizeof(out->error), "%s: %s", en->p->name,
+		 rep->signature[0] ? rep->signature : "no reason given");
+}
+
 void sva_engines_scan(const struct sva_engines *e, struct epsec_file *file,
 		      struct sva_outcome *out)
 {
@@ -277,13 +290,8 @@ void sva_engines_scan(const struct sva_engines *e, struct epsec_file *file,
 			found(en, &rep, out);
 			return;
 		}
-		if (r != EPSEC_SCAN_CLEAN) {
-			/* Not cacheable: the next scan may decide. */
-			out->errors++;
-			out->cacheable = false;
-			EPSEC_WARN("engine %s could not scan %s: %s", en->p->name, file->path,
-				   rep.signature[0] ? rep.signature : "no reason given");
-		}
+		if (r != EPSEC_SCAN_CLEAN)
+			engine_failed(en, &rep, out);
 	}
 }
 

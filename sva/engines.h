@@ -36,6 +36,10 @@ struct sva_outcome {
 	char signature[EPSEC_SIGNATURE_MAX];
 	bool cacheable;      /* false when an engine could not decide */
 	unsigned errors;     /* engines that answered EPSEC_SCAN_ERROR */
+	/* With no detection, errors > 0 make the outcome an engine error:
+	 * the first engine that failed, and "engine: why". */
+	const char *error_engine;
+	char error[EPSEC_SIGNATURE_MAX + 64];
 };
 
 /* Check every entry of the `engine` list (reports all mistakes): 0 or

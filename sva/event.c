@@ -90,7 +90,50 @@ void epsec_sva_out_free(struct epsec_out_op *op)
 {
 	free(op->engine);
 	free(op->signature);
+	free(op->error);
 	free(op);
+}
+
+/* ---------------------------------------------------------------- live */
+
+static void live_link(struct epsec_session *s, struct epsec_event *ev)
+{
+	ev->live_prev = NULL;
+	ev->live_next = s->live;
+	if (s->live)
+		s->live->live_prev = ev;
+	s->live = ev;
+}
+
+static void live_unlink(struct epsec_session *s, struct epsec_event *ev)
+{
+	if (ev->live_prev)
+		ev->live_prev->live_next = ev->live_next;
+	else
+		s->live = ev->live_next;
+	if (ev->live_next)
+		ev->live_next->live_prev = ev->live_prev;
+}
+
+size_t epsec_sva_live_ids(struct epsec_session *s, uint64_t *ids, size_t max)
+{
+	size_t n = 0;
+
+	for (struct epsec_event *ev = s->live; ev && n < max; ev = ev->live_next)
+		if (ev->epoch == s->epoch)
+			ids[n++] = ev->req_id;
+	return n;
+}
+
+void epsec_sva_event_start(struct epsec_event *ev)
+{
+	struct timespec now;
+
+	if (!ev->timeout_ms)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ev->file.deadline_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 +
+			       ev->timeout_ms;
 }
 
 /* ---------------------------------------------------------------- pread */
@@ -267,9 +310,11 @@ int epsec_sva_event_new(struct epsec_session *s, epsec_msg *m, int fd,
 		ev->inline_data = e->inline_data.data;
 		ev->inline_len = e->inline_data.len;
 	}
+	ev->timeout_ms = e->has_timeout_ms ? e->timeout_ms : 0;
 	fill_file(ev, e);
 	pthread_mutex_lock(&s->lock);
 	s->refs++;
+	live_link(s, ev);
 	pthread_mutex_unlock(&s->lock);
 	*out = ev;
 	return 0;
@@ -279,6 +324,9 @@ void epsec_sva_event_free(struct epsec_event *ev)
 {
 	struct epsec_session *s = ev->s;
 
+	pthread_mutex_lock(&s->lock);
+	live_unlink(s, ev);
+	pthread_mutex_unlock(&s->lock);
 	epsec_msg_free(ev->msg);
 	if (ev->fd >= 0)
 		close(ev->fd);
@@ -298,9 +346,23 @@ const char *epsec_event_agent(const struct epsec_event *ev)
 	return "";
 }
 
-static int verdict_op(struct epsec_event *ev, enum epsec_action action, const char *engine,
-		      const char *signature, bool cacheable, struct epsec_out_op **out)
+struct verdict_text {
+	const char *engine, *signature, *error;
+};
+
+static char *dup_or_null(const char *text, bool *failed)
 {
+	char *copy = text ? strdup(text) : NULL;
+
+	if (text && !copy)
+		*failed = true;
+	return copy;
+}
+
+static int verdict_op(struct epsec_event *ev, enum epsec_action action,
+		      const struct verdict_text *t, bool cacheable, struct epsec_out_op **out)
+{
+	bool failed = false;
 	struct epsec_out_op *op = calloc(1, sizeof(*op));
 
 	if (!op)
@@ -312,9 +374,10 @@ static int verdict_op(struct epsec_event *ev, enum epsec_action action, const ch
 	op->cacheable = cacheable;
 	op->generation = ev->generation;
 	op->bytes_read = ev->read_end;
-	op->engine = engine ? strdup(engine) : NULL;
-	op->signature = signature ? strdup(signature) : NULL;
-	if ((engine && !op->engine) || (signature && !op->signature)) {
+	op->engine = dup_or_null(t->engine, &failed);
+	op->signature = dup_or_null(t->signature, &failed);
+	op->error = dup_or_null(t->error, &failed);
+	if (failed) {
 		epsec_sva_out_free(op);
 		return -ENOMEM;
 	}
@@ -322,17 +385,14 @@ static int verdict_op(struct epsec_event *ev, enum epsec_action action, const ch
 	return 0;
 }
 
-int epsec_event_verdict(struct epsec_event *ev, enum epsec_action action, const char *engine,
-			const char *signature, bool cacheable)
+static int answer(struct epsec_event *ev, enum epsec_action action,
+		  const struct verdict_text *t, bool cacheable)
 {
-	struct epsec_session *s;
+	struct epsec_session *s = ev->s;
 	struct epsec_out_op *op = NULL;
 	int r;
 
-	if (!ev || action < EPSEC_ACTION_ALLOW || action > EPSEC_ACTION_QUARANTINE)
-		return -EINVAL;
-	s = ev->s;
-	r = verdict_op(ev, action, engine, signature, cacheable, &op);
+	r = verdict_op(ev, action, t, cacheable, &op);
 	if (r == 0) {
 		pthread_mutex_lock(&s->lock);
 		r = epsec_sva_queue_op(s, op);
@@ -344,4 +404,26 @@ int epsec_event_verdict(struct epsec_event *ev, enum epsec_action action, const 
 	}
 	epsec_sva_event_free(ev);
 	return r;
+}
+
+int epsec_event_verdict(struct epsec_event *ev, enum epsec_action action, const char *engine,
+			const char *signature, bool cacheable)
+{
+	struct verdict_text t = { .engine = engine, .signature = signature };
+
+	if (!ev || action < EPSEC_ACTION_ALLOW || action > EPSEC_ACTION_QUARANTINE)
+		return -EINVAL;
+	return answer(ev, action, &t, cacheable);
+}
+
+/* Action ALLOW and not cacheable: what an agent that does not know
+ * VERDICT.error does with it, as it always did. */
+int epsec_event_error(struct epsec_event *ev, const char *engine, const char *reason)
+{
+	struct verdict_text t = { .engine = engine,
+				  .error = reason && *reason ? reason : "no reason given" };
+
+	if (!ev)
+		return -EINVAL;
+	return answer(ev, EPSEC_ACTION_ALLOW, &t, false);
 }

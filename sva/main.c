@@ -106,26 +106,46 @@ static int load_plugins(struct sva *sva)
 
 /* ---------------------------------------------------------------- workers */
 
+/* After the verdict went: the file's path, copied before (the event
+ * and its strings are freed by the verdict). */
+static void log_outcome(const struct sva_outcome *o, const char *path, bool on_demand)
+{
+	if (o->engine && on_demand)
+		EPSEC_NOTICE("%s: %s found by %s (on demand)", path, o->signature, o->engine);
+	else if (o->engine)
+		EPSEC_NOTICE("%s: %s found by %s, action %s", path, o->signature, o->engine,
+			     sva_action_name(o->action));
+	else if (o->errors)
+		EPSEC_WARN("%s: not scanned: %s", path, o->error);
+}
+
+static int send_outcome(struct epsec_event *ev, const struct sva_outcome *o)
+{
+	if (!o->engine && o->errors)
+		return epsec_event_error(ev, o->error_engine, o->error);
+	return epsec_event_verdict(ev, o->action, o->engine, o->engine ? o->signature : NULL,
+				   o->cacheable);
+}
+
 static void answer(struct sva *sva, struct epsec_event *ev)
 {
 	struct epsec_file *f = epsec_event_file(ev);
+	bool on_demand = f->kind == EPSEC_EVENT_ONDEMAND;
 	struct sva_outcome o;
 	char path[PATH_MAX];
 	int r;
 
 	sva_engines_scan(&sva->engines, f, &o);
 	atomic_fetch_add(&sva->scanned, 1);
-	if (o.errors)
+	if (o.errors && !o.engine)
 		atomic_fetch_add(&sva->errors, 1);
-	if (o.engine) {
-		atomic_fetch_add(&sva->found, 1);
-		snprintf(path, sizeof(path), "%s", f->path);
-	}
-	r = epsec_event_verdict(ev, o.action, o.engine, o.engine ? o.signature : NULL,
-				o.cacheable);
 	if (o.engine)
-		EPSEC_NOTICE("%s: %s found by %s, action %s", path, o.signature, o.engine,
-			     sva_action_name(o.action));
+		atomic_fetch_add(&sva->found, 1);
+	if (o.engine || o.errors)
+		snprintf(path, sizeof(path), "%s", f->path);
+	r = send_outcome(ev, &o);
+	if (o.engine || o.errors)
+		log_outcome(&o, path, on_demand);
 	if (r < 0)
 		EPSEC_DBG("verdict not sent (%s): the mux re-dispatches the event",
 			  strerror(-r));

@@ -42,6 +42,7 @@ struct epsec_out_op {
 	enum epsec_action action;
 	char *engine;
 	char *signature;
+	char *error; /* VERDICT.error: the engines could not decide, why */
 	bool cacheable;
 	uint64_t generation;
 	uint64_t bytes_read;
@@ -51,6 +52,8 @@ struct epsec_event {
 	struct epsec_file file; /* file.ctx points back here */
 	struct epsec_session *s;
 	struct epsec_event *next;
+	/* Every event from arrival to free, for WORKING (under s->lock). */
+	struct epsec_event *live_prev, *live_next;
 	epsec_msg *msg; /* owns path, exe and the inline bytes */
 	const uint8_t *inline_data;
 	size_t inline_len;
@@ -62,6 +65,8 @@ struct epsec_event {
 	 * signatures newer than the ones it may have used. */
 	uint64_t generation;
 	uint64_t read_end; /* the furthest byte the engines read (one thread) */
+	uint32_t timeout_ms; /* EVENT.timeout_ms, 0 = none: the deadline starts
+			      * when a worker takes the event */
 	pthread_cond_t cond;
 };
 
@@ -70,6 +75,7 @@ struct epsec_session {
 	pthread_mutex_t lock;
 	pthread_cond_t ready;
 	struct epsec_event *head, *tail;
+	struct epsec_event *live; /* every event not yet freed, any epoch */
 	struct epsec_read_wait *waits;
 	struct epsec_out_op *out_head, *out_tail;
 	bool wake_posted;
@@ -87,6 +93,8 @@ struct epsec_session {
 	struct epsec_conn *conn;
 	bool welcomed;
 	bool mux_takes_generation; /* its WELCOME said "generation" */
+	bool mux_takes_working;    /* its WELCOME said "working" */
+	uint64_t working_sent_ms;
 	bool lost_logged;
 	int timer;
 	unsigned backoff_ms;
@@ -116,6 +124,11 @@ void epsec_sva_complete_wait(struct epsec_session *s, struct epsec_read_wait *w,
  * req_id when req_id != 0). */
 void epsec_sva_fail_waits(struct epsec_session *s, uint64_t req_id, ssize_t err);
 void epsec_sva_out_free(struct epsec_out_op *op);
+/* Under the lock: the req_ids of the current connection's live events,
+ * at most max of them. */
+size_t epsec_sva_live_ids(struct epsec_session *s, uint64_t *ids, size_t max);
+/* Under the lock, as a worker takes ev: its deadline starts now. */
+void epsec_sva_event_start(struct epsec_event *ev);
 /* Monotonic condvars and deadlines, for every wait in the SDK. */
 int epsec_sva_cond_init(pthread_cond_t *cond);
 void epsec_sva_deadline(struct timespec *ts, int timeout_ms);

@@ -28,6 +28,10 @@
 static const char epsec_build_string[] __attribute__((used)) = EPSEC_BUILD_STRING;
 
 #define TICK_MS 100u
+/* WORKING: how often, and at most how many ids in one (more live events
+ * than that is far beyond any worker pool; the rest time out as before). */
+#define WORKING_MS 1000u
+#define WORKING_IDS_MAX 65536u
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 1000u
 #define HANDSHAKE_MS 5000u
@@ -230,6 +234,7 @@ static int send_verdict(struct epsec_session *s, const struct epsec_out_op *op)
 	v.generation = op->generation;
 	v.has_bytes_read = 1;
 	v.bytes_read = op->bytes_read;
+	v.error = op->error;
 	m.body_case = EPSEC__ENVELOPE__BODY_VERDICT;
 	m.verdict = &v;
 	return epsec_conn_send(s->conn, &m);
@@ -373,6 +378,8 @@ static void on_welcome(struct epsec_session *s, const Epsec__Welcome *w)
 	s->welcomed = true;
 	s->mux_takes_generation =
 		epsec_caps_has(w->capabilities, w->n_capabilities, EPSEC_CAP_GENERATION);
+	s->mux_takes_working =
+		epsec_caps_has(w->capabilities, w->n_capabilities, EPSEC_CAP_WORKING);
 	s->lost_logged = false;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	atomic_store(&s->connected, true);
@@ -561,12 +568,39 @@ static void send_generation(struct epsec_session *s)
 		atomic_store(&s->generation_news, true); /* again next tick */
 }
 
+/* Once a second, every event we hold on this connection (queued or
+ * scanning): the mux then times out only what we went silent about, and
+ * a long scan is never cut for being long. */
+static void send_working(struct epsec_session *s)
+{
+	Epsec__Envelope m = EPSEC__ENVELOPE__INIT;
+	Epsec__Working w = EPSEC__WORKING__INIT;
+	uint64_t now = epsec_now_ms(), *ids;
+
+	if (!s->welcomed || !s->mux_takes_working || now - s->working_sent_ms < WORKING_MS)
+		return;
+	s->working_sent_ms = now;
+	ids = malloc(WORKING_IDS_MAX * sizeof(*ids));
+	if (!ids)
+		return;
+	pthread_mutex_lock(&s->lock);
+	w.n_req_ids = epsec_sva_live_ids(s, ids, WORKING_IDS_MAX);
+	pthread_mutex_unlock(&s->lock);
+	w.req_ids = ids;
+	m.body_case = EPSEC__ENVELOPE__BODY_WORKING;
+	m.working = &w;
+	if (w.n_req_ids)
+		epsec_conn_send(s->conn, &m);
+	free(ids);
+}
+
 static void net_service(struct epsec_session *s)
 {
 	maybe_connect(s);
 	check_handshake(s);
 	drain_outbox(s);
 	send_generation(s);
+	send_working(s);
 }
 
 static void net_tick(struct epsec_loop *loop, void *arg)
@@ -704,6 +738,7 @@ int epsec_session_next(struct epsec_session *s, struct epsec_event **ev, int tim
 			s->tail = NULL;
 		(*ev)->next = NULL;
 		(*ev)->generation = atomic_load(&s->generation);
+		epsec_sva_event_start(*ev);
 		r = 0;
 	}
 	pthread_mutex_unlock(&s->lock);

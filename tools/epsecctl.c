@@ -256,6 +256,22 @@ static void print_link(struct json_object *o)
 	       jbool(mux, "connected") ? "connected" : "NOT connected");
 }
 
+/* What an operator must not miss: files that passed without a scan. */
+static void print_backlog(struct json_object *c)
+{
+	long long waiting = jint(c, "unscanned"), errors = jint(c, "engine_errors");
+
+	if (waiting > 0)
+		printf("  BACKLOG: %lld file(s) let pass unscanned, scanned when the chain "
+		       "answers (%lld done so far)\n", waiting, jint(c, "rescanned"));
+	if (jint(c, "unscanned_dropped") > 0 || jint(c, "unscanned_given_up") > 0)
+		printf("  NOT SCANNED: %lld file(s) over unscanned_max, %lld the engines could "
+		       "not scan after every try\n", jint(c, "unscanned_dropped"),
+		       jint(c, "unscanned_given_up"));
+	if (errors > 0)
+		printf("  engine errors: %lld (see the log: each file is named once)\n", errors);
+}
+
 static void print_vsep(struct json_object *o)
 {
 	struct json_object *protect = jget(o, "protect");
@@ -281,6 +297,7 @@ static void print_vsep(struct json_object *o)
 		printf("as fds (an SVA that takes them reads the file itself)\n");
 	else
 		printf("with up to %lld bytes inline\n", jint(o, "inline_bytes"));
+	print_backlog(jget(o, "counters"));
 }
 
 static void join_strings(struct json_object *a, char *buf, size_t len)

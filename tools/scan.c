@@ -33,7 +33,9 @@
 #define WINDOW 32             /* EVENTs in flight at once (each holds its fd) */
 #define HELLO_TIMEOUT_MS 5000
 #define TICK_MS 100
-#define DEFAULT_TIMEOUT_S 60
+/* Nobody waits on an on-demand scan as on a held open: a big file may
+ * take minutes, and the SVA's engines get the whole budget. */
+#define DEFAULT_TIMEOUT_S 600
 
 enum job_state { JOB_WAITING, JOB_SENT, JOB_DONE };
 enum job_result { RES_OK, RES_FOUND, RES_ERROR };
@@ -72,7 +74,8 @@ static void usage(FILE *f)
 		"                     [--inline-bytes N] [-i|--infected] [--no-summary]\n"
 		"                     FILE|DIR...\n"
 		"Scans each file (directories recursively) through the mux and an SVA,\n"
-		"printing \"FILE: OK\", \"FILE: SIGNATURE FOUND\" or \"FILE: WHY ERROR\".\n"
+		"printing \"FILE: OK\", \"FILE: SIGNATURE FOUND\" or \"FILE: ERROR (WHY)\";\n"
+		"a file the engines could not scan is an ERROR, never OK.\n"
 		"  --mux URI        the mux's agent endpoint (default: the mux key of\n"
 		"                   " SYSCONFDIR "/vsep/vsep.conf, or of -c FILE)\n"
 		"  --timeout S      give up on a file after S seconds (default %d)\n"
@@ -253,7 +256,7 @@ static void print_job(const struct job *j)
 		break;
 	case RES_ERROR:
 		S.errors++;
-		printf("%s: %s ERROR\n", j->path, j->text);
+		printf("%s: ERROR (%s)\n", j->path, j->text);
 		break;
 	}
 }
@@ -337,6 +340,7 @@ static void fill_event(Epsec__Event *e, const struct job *j, const struct stat *
 	SET(*e, pid, getpid());
 	e->exe = S.exe;
 	e->path = j->path;
+	SET(*e, timeout_ms, S.timeout_ms);
 }
 
 /* With the fd, when the mux takes it and the link has room now: the SVA
@@ -453,7 +457,9 @@ static void on_verdict(const Epsec__Verdict *v)
 
 	if (!j)
 		return;
-	if (v->action == EPSEC__ACTION__ACTION_ALLOW)
+	if (v->error)
+		job_end(j, RES_ERROR, v->error);
+	else if (v->action == EPSEC__ACTION__ACTION_ALLOW)
 		job_end(j, RES_OK, NULL);
 	else
 		job_end(j, RES_FOUND, sig);

@@ -117,7 +117,12 @@ void epsec_session_close(struct epsec_session *s);
  * rest into READs of at most 1 MiB, so engines need not loop. Errors:
  * the agent's errno (-EACCES...), -ETIMEDOUT (no DATA within 10 s),
  * -ECONNRESET (the connection to the mux dropped), -ESHUTDOWN (session
- * closing). Bytes read before an error are returned first; the next call
+ * closing). file->deadline_ms is when the scan must have ended: the
+ * agent's time budget for the event (EVENT.timeout_ms), counted from when
+ * epsec_session_next handed it out, so time queued is not scan time; 0
+ * when the agent set none. While an event is held, the session tells the
+ * mux once a second that it is still being worked on: a scan is cut only
+ * by its deadline, never for being long. Bytes read before an error are returned first; the next call
  * gets the error. Any number of threads may pread different events at
  * once; one event is read by one thread at a time. */
 struct epsec_file *epsec_event_file(struct epsec_event *ev);
@@ -131,6 +136,13 @@ const char *epsec_event_agent(const struct epsec_event *ev);
  * outside enum epsec_action): nothing happened, the event is still yours. */
 int epsec_event_verdict(struct epsec_event *ev, enum epsec_action action,
 			const char *engine, const char *signature, bool cacheable);
+
+/* Answer that the event's file could not be scanned (an engine error, a
+ * timeout, unreadable content) and free it: the agent applies its
+ * on_error policy, never caches it, and reports it as an error, never as
+ * clean. engine names the engine at fault (may be NULL), reason says why
+ * ("scan timed out after 3 s"). Returns as epsec_event_verdict. */
+int epsec_event_error(struct epsec_event *ev, const char *engine, const char *reason);
 
 /* "0.1.0 (build)": the SDK's version, as sent in HELLO. */
 const char *epsec_sdk_version(void);

@@ -131,6 +131,7 @@ DEBUG_LEVEL=7
 DEBUG_DEST=3
 id = "test-agent";
 control = "$T/run/vsep.ctl";
+state_dir = "$T/state";
 mux = "$1";
 protect = [ "$3" ];
 scan_timeout_ms = 2000;

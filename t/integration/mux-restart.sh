@@ -40,6 +40,7 @@ DEBUG_LEVEL=6
 DEBUG_DEST=3
 id = "real-vsep";
 control = "$T/run/vsep.ctl";
+state_dir = "$T/state";
 mux = "$AGENT_UNIX";
 protect = [ "$T/fs" ];
 scan_timeout_ms = 2000;

@@ -33,6 +33,7 @@ EOC
 DEBUG_DEST = 3;
 id = "test-agent";
 control = "$T/run/vsep.ctl";
+state_dir = "$T/state";
 mux = "unix://$T/run/mux.sock";
 protect = [ $1 ];
 EOC
@@ -40,8 +41,8 @@ EOC
 	} >"$T/run/vsep.conf"
 }
 
-slow_engine() { # slow_engine MATCH SLEEP_MS
-	echo "{ plugin = \"$SLOW_PLUGIN\"; action = \"deny\"; options = { match = \"$1\"; sleep_ms = $2; }; }"
+slow_engine() { # slow_engine MATCH SLEEP_MS [RESULT]
+	echo "{ plugin = \"$SLOW_PLUGIN\"; action = \"deny\"; options = { match = \"$1\"; sleep_ms = $2; result = \"${3:-clean}\"; }; }"
 }
 eicar_engine() { echo "{ plugin = \"eicar\"; action = \"${1:-deny}\"; }"; }
 

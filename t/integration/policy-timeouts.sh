@@ -32,6 +32,8 @@ answered() {
 run_policy() {
 	local pol=$1 t0 out
 	stop_daemons
+	# Each policy starts afresh: no backlog of files the last run let pass.
+	rm -rf "$T/state"
 	# slow-*: 3 s to scan, far beyond the timeout; mid-*: 400 ms, within it.
 	policy_configs "\"$P\"" "$(slow_engine slow 3000), $(slow_engine mid 400)" <<EOC
 DEBUG_LEVEL = 6;

@@ -13,6 +13,8 @@ t_integration_policy_slow_la_LIBADD = $(LIBCONFIG_LIBS)
 
 POLICY_TESTS = \
 	t/integration/policy-timeouts.sh \
+	t/integration/policy-errors.sh \
+	t/integration/policy-backlog.sh \
 	t/integration/policy-flood.sh \
 	t/integration/policy-cache.sh \
 	t/integration/policy-excludes.sh

@@ -1,11 +1,16 @@
 /* A verdict plugin for the policy tests only (never installed): a scanner
- * that takes sleep_ms to say "clean" for files whose path contains `match`
- * (every file when match is ""), so the tests can make the SVA slower than
- * the agent's scan_timeout_ms, or stop it mid-scan, on chosen files; and
- * whose reload always works, so the tests can bump the generation. */
+ * that takes sleep_ms to say `result` ("clean", "found" or "error") for
+ * files whose path contains `match` (every file when match is ""), so the
+ * tests can make the SVA slower than the agent's scan_timeout_ms, stop it
+ * mid-scan, or fail, on chosen files; other files are clean at once. It
+ * keeps the file's deadline as a real engine does: a sleep that would
+ * pass it ends there as an error. Its reload always works, so the tests
+ * can bump the generation. */
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,11 +19,29 @@
 struct slow {
 	int sleep_ms;
 	char *match;
+	enum epsec_scan_result result;
 };
+
+static int parse_result(const struct epsec_host *host, const config_setting_t *cfg,
+			enum epsec_scan_result *out)
+{
+	const config_setting_t *r = cfg ? config_setting_get_member(cfg, "result") : NULL;
+	const char *v = r ? config_setting_get_string(r) : "clean";
+
+	if (v && !strcmp(v, "clean"))
+		*out = EPSEC_SCAN_CLEAN;
+	else if (v && !strcmp(v, "found"))
+		*out = EPSEC_SCAN_FOUND;
+	else if (v && !strcmp(v, "error"))
+		*out = EPSEC_SCAN_ERROR;
+	else
+		return host->conf_error(r, "expected \"clean\", \"found\" or \"error\"");
+	return 0;
+}
 
 static int slow_open(const struct epsec_host *host, const config_setting_t *cfg, void **state)
 {
-	static const char *const keys[] = { "sleep_ms", "match", NULL };
+	static const char *const keys[] = { "sleep_ms", "match", "result", NULL };
 	const char *match = "";
 	struct slow *s;
 	int r = host->conf_check_keys(cfg, keys);
@@ -28,6 +51,10 @@ static int slow_open(const struct epsec_host *host, const config_setting_t *cfg,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	if ((r = parse_result(host, cfg, &s->result)) < 0) {
+		free(s);
+		return r;
+	}
 	if (cfg) {
 		config_setting_lookup_int(cfg, "sleep_ms", &s->sleep_ms);
 		config_setting_lookup_string(cfg, "match", &match);
@@ -41,17 +68,44 @@ static int slow_open(const struct epsec_host *host, const config_setting_t *cfg,
 	return 0;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* false when the deadline came first. */
+static bool sleep_within(int ms, int64_t deadline_ms)
+{
+	int64_t end = now_ms() + ms;
+	bool cut = deadline_ms > 0 && deadline_ms < end;
+	int64_t left = (cut ? deadline_ms : end) - now_ms();
+	struct timespec t = { .tv_sec = left > 0 ? left / 1000 : 0,
+			      .tv_nsec = left > 0 ? (long)(left % 1000) * 1000000L : 0 };
+
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+	return !cut;
+}
+
 static enum epsec_scan_result slow_scan(void *state, struct epsec_file *file,
 					struct epsec_scan_report *report)
 {
 	struct slow *s = state;
-	struct timespec t = { .tv_sec = s->sleep_ms / 1000,
-			      .tv_nsec = (long)(s->sleep_ms % 1000) * 1000000L };
 
-	if (s->sleep_ms > 0 && file->path && strstr(file->path, s->match))
-		while (nanosleep(&t, &t) < 0 && errno == EINTR)
-			;
-	return EPSEC_SCAN_CLEAN;
+	if (!file->path || !strstr(file->path, s->match))
+		return EPSEC_SCAN_CLEAN;
+	if (s->sleep_ms > 0 && !sleep_within(s->sleep_ms, file->deadline_ms)) {
+		snprintf(report->signature, sizeof(report->signature),
+			 "scan stopped at its deadline");
+		return EPSEC_SCAN_ERROR;
+	}
+	if (s->result != EPSEC_SCAN_CLEAN)
+		snprintf(report->signature, sizeof(report->signature), "%s",
+			 s->result == EPSEC_SCAN_FOUND ? "Test.Slow.Found" : "test error, as asked");
+	return s->result;
 }
 
 /* Nothing to recompile: a reload that succeeds, so that `epsecctl reload`

@@ -47,7 +47,7 @@ check "  and FOUND" has "$D/eicar.com: EICAR-Test-File FOUND"
 
 scan --mux "$agent_uri" "$D/missing.txt"
 check "missing file: exit 2 (got $rc)" test "$rc" -eq 2
-check "missing file: ERROR line" has "$D/missing.txt: No such file or directory ERROR"
+check "missing file: ERROR line" has "$D/missing.txt: ERROR (No such file or directory)"
 
 scan --mux "$agent_uri" "$D"
 note "scan of a directory:"; sed 's/^/#   /' <<<"$out"
@@ -62,7 +62,7 @@ check "  2 infected" has "Infected files: 2"
 
 scan --mux "$agent_uri" "$D/clean.txt" "$D/missing.txt" "$D/eicar.com"
 check "found and error together: exit 2 (got $rc)" test "$rc" -eq 2
-check "  lines in argument order" test "$(grep -c -e ': OK$' -e 'FOUND$' -e 'ERROR$' <<<"$out")" -eq 3
+check "  lines in argument order" test "$(grep -c -e ': OK$' -e 'FOUND$' -e ': ERROR (' <<<"$out")" -eq 3
 
 scan --mux "$agent_uri" -i --no-summary "$D"
 check "-i prints infected files only" test "$(wc -l <<<"$out")" -eq 2
@@ -97,7 +97,7 @@ check "  and says to give --mux" grep -q -- "--mux" <<<"$out"
 
 scan --mux "unix://$T/run/nobody.sock" "$D/clean.txt"
 check "mux not running: exit 2 (got $rc)" test "$rc" -eq 2
-check "  file reported as ERROR" grep -q "^$D/clean.txt: .* ERROR$" <<<"$out"
+check "  file reported as ERROR" grep -q "^$D/clean.txt: ERROR (.*)$" <<<"$out"
 scan --mux "$agent_uri"
 check "no file given: usage, exit 2" test "$rc" -eq 2
 
@@ -106,7 +106,7 @@ kill "$PID_sva"; wait "$PID_sva" 2>/dev/null
 wait_until 5 sh -c "'$CTL' -r '$T/run' status --json | jq -e '(.[\"epsec-mux\"].svas | length) == 0' >/dev/null"
 scan --mux "$agent_uri" --timeout 5 "$D/clean.txt"
 check "no SVA: exit 2 (got $rc)" test "$rc" -eq 2
-check "  ERROR line" grep -q "^$D/clean.txt: .* ERROR$" <<<"$out"
+check "  ERROR line" grep -q "^$D/clean.txt: ERROR (.*)$" <<<"$out"
 
 stop_daemons
 check "no sanitizer report in the daemons' logs" \

@@ -76,6 +76,7 @@ DEBUG_LEVEL=7
 DEBUG_DEST=3
 id = "test-agent";
 control = "$T/run/vsep.ctl";
+state_dir = "$T/state";
 mux = "$agent_uri";
 mux_options = { tcp = { curve_server_key = "$K/mux.pub"; curve_key = "$K/agent1.key"; }; };
 protect = [ "$P" ];

@@ -28,7 +28,7 @@ static int setup(void **state)
 {
 	if (pipe2(answers, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
-	return vsep_held_init(answers[1], 8, 50);
+	return vsep_held_init(answers[1], 8, 50, 60000);
 }
 
 static int teardown(void **state)

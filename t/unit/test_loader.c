@@ -124,6 +124,11 @@ static void good_plugin_scans(void **state)
 	assert_ptr_equal(again, p);
 }
 
+#define STR(x) #x
+#define XSTR(x) STR(x)
+/* The host's own verdict ABI, as the loader's messages spell it. */
+#define HOST_VERDICT_ABI XSTR(EPSEC_VERDICT_ABI_MAJOR) "." XSTR(EPSEC_VERDICT_ABI_MINOR)
+
 static void wrong_major_refused(void **state)
 {
 	const struct epsec_verdict_plugin *p = NULL;
@@ -131,7 +136,7 @@ static void wrong_major_refused(void **state)
 	assert_int_equal(epsec_loader_verdict("wrong_major", &p), -EPROTO);
 	assert_null(p);
 	assert_only_line(TEST_PLUGIN_DIR "/wrong_major.la: verdict plugin ABI 2.0 refused: "
-			 "this epsec speaks 1.0 (major versions must match)");
+			 "this epsec speaks " HOST_VERDICT_ABI " (major versions must match)");
 }
 
 static void newer_minor_refused(void **state)
@@ -141,7 +146,7 @@ static void newer_minor_refused(void **state)
 	assert_int_equal(epsec_loader_verdict("newer_minor", &p), -EPROTO);
 	assert_null(p);
 	assert_only_line(TEST_PLUGIN_DIR "/newer_minor.la: verdict plugin ABI 1.3 refused: "
-			 "newer than this epsec's 1.0");
+			 "newer than this epsec's " HOST_VERDICT_ABI);
 }
 
 static void short_struct_refused(void **state)
