@@ -803,6 +803,7 @@ struct yscan {
 	 * keep pointers into it while conditions fetch other blocks. */
 	struct ybuf b0, cur;
 	struct ybuf *last; /* the one fetched last: the next block's overlap */
+	bool pass_done;    /* libyara has been through every block once */
 	YR_MEMORY_BLOCK block;
 	struct yvars vars;
 	int timeout; /* seconds given to libyara, for the report */
@@ -988,8 +989,10 @@ static YR_MEMORY_BLOCK *block_next(YR_MEMORY_BLOCK_ITERATOR *it)
 {
 	struct yscan *s = it->context;
 
-	if (s->block.base + s->block.size >= s->file->size)
+	if (s->block.base + s->block.size >= s->file->size) {
+		s->pass_done = true;
 		return NULL;
+	}
 	return block_at(it, s->block.base + BLOCK_SIZE - BLOCK_OVERLAP);
 }
 
@@ -1019,11 +1022,20 @@ static const uint8_t *fill_block(struct yscan *s, struct ybuf *dst, const YR_MEM
 	return dst->p;
 }
 
+/* After the pass, modules (elf, pe) walk every block again looking for a
+ * header, and conditions fetch the block of each integer they read: only
+ * the first block and the last one fetched are given then, so no byte is
+ * read twice (module data and integers past them are undefined, as the
+ * docs say). */
 static const uint8_t *block_fetch(YR_MEMORY_BLOCK *block)
 {
 	struct yscan *s = block->context;
 
-	return fill_block(s, block->base == 0 ? &s->b0 : &s->cur, block);
+	if (block->base == 0)
+		return fill_block(s, &s->b0, block);
+	if (s->pass_done && !(s->cur.valid && s->cur.base == block->base))
+		return NULL;
+	return fill_block(s, &s->cur, block);
 }
 
 static uint64_t block_file_size(YR_MEMORY_BLOCK_ITERATOR *it)
@@ -1042,6 +1054,7 @@ static int scan_blocks(struct yscan *s, YR_SCANNER *sc)
 
 	s->block.context = s;
 	s->block.fetch_data = block_fetch;
+	s->pass_done = false;
 	return yr_scanner_scan_mem_blocks(sc, &it);
 }
 
