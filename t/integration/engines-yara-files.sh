@@ -12,7 +12,8 @@
 #  - above stage_max, blocks: the same bytes budget, and a warning that
 #    module data is partial.
 # BENCH_SIZES="1 8 29 64" (MiB) prints one bytes-read row per size and
-# transport instead of the checks' single size (t/bench/yara-bytes.sh).
+# transport (unix, tcp, tcp with stage_max 1M) instead of the checks
+# (t/bench/yara-bytes.sh, part of make bench).
 set -u
 . "$(dirname "$0")/lib.sh"
 ns_enter "$@"
@@ -157,8 +158,9 @@ read_ratio() {
 ratio_ok() { [[ $1 =~ ^[0-9.]+$ ]] && awk -v r="$1" 'BEGIN { exit !(r > 0 && r <= 1.05) }'; }
 
 if [ -n "${BENCH_SIZES:-}" ]; then
-	for tr in unix tcp; do
-		chain "$tr" || exit 1
+	for tr in unix tcp tcp-blocks; do
+		# tcp-blocks: stage_max 1M, every size but the first in blocks.
+		if [ "$tr" = tcp-blocks ]; then chain tcp 1M || exit 1; else chain "$tr" || exit 1; fi
 		for mib in $BENCH_SIZES; do
 			rnd $((mib * 1100000)) | head -c $((mib << 20)) > "$T/b.bin"
 			echo "yara bytes-read $tr ${mib}MiB: $(read_ratio "$T/b.bin" "bench-$mib.bin")x file size"

@@ -35,7 +35,7 @@ EXTRA_DIST += $(ENGINE_INTEGRATION_TESTS)
 
 # make bench: the engines through the chain against their libraries used
 # directly (t/bench/clamdirect) and the yara command.
-BENCH_RUNNERS += t/bench/engines.sh
+BENCH_RUNNERS += t/bench/engines.sh t/bench/yara-bytes.sh
 if BUILD_PLUGIN_CLAMAV
 noinst_PROGRAMS += t/bench/clamdirect
 t_bench_clamdirect_SOURCES = t/bench/clamdirect.c
