@@ -140,6 +140,31 @@ static int parse_options(struct clam *c, const config_setting_t *cfg)
 
 /* ---------------------------------------------------------------- engines */
 
+/* Which database file cl_load failed on: libclamav names it only in its
+ * messages ("Can't load FILE: why", after "Problem parsing database at
+ * line N"), and cl_load returns just the directory's error. */
+struct clam_load {
+	char file[PATH_MAX];
+	int line;
+};
+
+static _Thread_local struct clam_load *clam_loading;
+
+static void note_load_msg(struct clam_load *ld, const char *msg)
+{
+	const char *p = strstr(msg, "Can't load "), *end;
+	int line;
+
+	if (sscanf(msg, "Problem parsing database at line %d", &line) == 1)
+		ld->line = line;
+	if (!p || ld->file[0])
+		return;
+	p += strlen("Can't load ");
+	end = strstr(p, ": ");
+	if (end && (size_t)(end - p) < sizeof(ld->file))
+		snprintf(ld->file, sizeof(ld->file), "%.*s", (int)(end - p), p);
+}
+
 static void clam_msg(enum cl_msg severity, const char *fullmsg, const char *msg, void *ctx)
 {
 	int level = severity == CL_MSG_ERROR ? EPSEC_LOG_ERR
@@ -148,6 +173,13 @@ static void clam_msg(enum cl_msg severity, const char *fullmsg, const char *msg,
 
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		n--;
+	if (clam_loading) {
+		/* Loading: our own line names the file and is the error (the
+		 * one a reload reply quotes); libclamav's steps are detail. */
+		note_load_msg(clam_loading, msg);
+		if (level == EPSEC_LOG_ERR)
+			level = EPSEC_LOG_WARNING;
+	}
 	if (clam_log_host)
 		clam_log_host->log(level, SRC, "libclamav: %.*s", (int)n, msg);
 }
@@ -184,8 +216,21 @@ static int set_limits(struct clam *c, struct cl_engine *e, char *err, size_t len
 	return 0;
 }
 
+static cl_error_t load_one(const char *path, struct cl_engine *e, unsigned *sigs,
+			   struct clam_load *ld)
+{
+	cl_error_t r;
+
+	memset(ld, 0, sizeof(*ld));
+	clam_loading = ld;
+	r = cl_load(path, e, sigs, CL_DB_STDOPT);
+	clam_loading = NULL;
+	return r;
+}
+
 static int load_all(struct clam *c, struct cl_engine *e, unsigned *sigs, char *err, size_t len)
 {
+	struct clam_load ld;
 	struct stat st;
 	cl_error_t r;
 
@@ -195,13 +240,17 @@ static int load_all(struct clam *c, struct cl_engine *e, unsigned *sigs, char *e
 			snprintf(err, len, "cannot load %s: %s", c->db[i], strerror(errno));
 			return -ENOENT;
 		}
-		r = cl_load(c->db[i], e, sigs, CL_DB_STDOPT);
-		if (r != CL_SUCCESS) {
+		r = load_one(c->db[i], e, sigs, &ld);
+		if (r != CL_SUCCESS && ld.file[0] && ld.line)
+			snprintf(err, len, "cannot load %s:%d: %s", ld.file, ld.line, cl_strerror(r));
+		else if (r != CL_SUCCESS && ld.file[0])
+			snprintf(err, len, "cannot load %s: %s", ld.file, cl_strerror(r));
+		else if (r != CL_SUCCESS)
 			snprintf(err, len, "cannot load %s: %s%s", c->db[i], cl_strerror(r),
 				 S_ISDIR(st.st_mode) && r == CL_EOPEN ?
 				 " (no database files in the directory?)" : "");
+		if (r != CL_SUCCESS)
 			return -EINVAL;
-		}
 	}
 	return 0;
 }

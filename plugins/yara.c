@@ -1,12 +1,17 @@
-/* The YARA engine: rule files and directories (source or precompiled)
- * compiled into one shared set, a YR_SCANNER per scanning thread, content
- * read through epsec_file->pread. Reload compiles a new set beside the one
- * in use; threads move to it at their next scan, and the old set is freed
- * when the last thread lets go of it. */
+/* The YARA engine: rule files and directories (source or precompiled,
+ * read recursively) compiled into one shared set with the operator's and
+ * the per-file external variables, a YR_SCANNER per scanning thread.
+ * Content: small files read into memory, larger ones scanned whole through
+ * epsec_file->content_fd as the `yara` command scans a file, or in cached
+ * blocks when the host cannot give the whole file. Reload compiles a new
+ * set beside the one in use; threads move to it at their next scan, and
+ * the old set is freed when the last thread lets go of it. */
 #include "config.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -17,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <yara.h>
 #include <epsec/plugin.h>
 
@@ -31,6 +37,25 @@
 #define BLOCK_OVERLAP (64u << 10)
 /* A thread keeps a read buffer up to this size between scans. */
 #define KEEP_BUFFER (1u << 20)
+/* Directories nested deeper than this are a mistake (or a loop). */
+#define DIR_DEPTH_MAX 32
+
+/* External variables the scanners built on public rule sets (LOKI, THOR)
+ * set for every file: signature-base's rules test them. Declared as ""
+ * at compile time, set per scan; an operator's fixed external may not take
+ * one of these names. */
+static const char *const per_file_vars[] = {
+	"filename", "filepath", "extension", "filetype", "owner", NULL,
+};
+
+/* A fixed external from options.externals. */
+struct yext {
+	const char *name;  /* the config's */
+	int type;          /* CONFIG_TYPE_INT/INT64/BOOL/FLOAT/STRING */
+	long long i;
+	double f;
+	const char *str;   /* the config's */
+};
 
 /* One compiled generation: the sources compiled together, then one
  * YR_RULES per precompiled file (YARA cannot merge those). */
@@ -54,6 +79,10 @@ struct ytls {
 	YR_SCANNER **sc;
 	uint8_t *buf;
 	size_t cap;
+	/* The last owner looked up: one NSS call per uid, not per file. */
+	bool owner_known;
+	uint32_t owner_uid;
+	char owner[64];
 };
 
 struct yara {
@@ -61,8 +90,11 @@ struct yara {
 	char **paths; /* rule files or directories: one block, from host->conf_strlist */
 	size_t n_paths;
 	int compiled; /* -1: detect, 0: sources, 1: precompiled */
-	int timeout;
+	int timeout;  /* seconds, 0 = none: the option, or the default */
+	bool timeout_set; /* the operator's: caps the event's deadline */
 	long long whole_max;
+	struct yext *ext;
+	size_t n_ext;
 
 	pthread_key_t key;
 	bool key_made;
@@ -128,20 +160,75 @@ static int parse_scalars(struct yara *y, const config_setting_t *cfg)
 	}
 	if ((s = config_setting_get_member(cfg, "timeout"))) {
 		if (is_int(s) && config_setting_get_int64(s) >= 0 &&
-		    config_setting_get_int64(s) <= INT_MAX)
+		    config_setting_get_int64(s) <= INT_MAX) {
 			y->timeout = (int)config_setting_get_int64(s);
-		else
+			y->timeout_set = true;
+		} else {
 			ret = y->host->conf_error(s, "expected seconds (0 = no limit)");
+		}
 	}
 	if ((s = config_setting_get_member(cfg, "whole_file_max")) && parse_whole_max(y, s) < 0)
 		ret = -EINVAL;
 	return ret;
 }
 
+static bool reserved_var(const char *name)
+{
+	for (size_t i = 0; per_file_vars[i]; i++)
+		if (!strcmp(name, per_file_vars[i]))
+			return true;
+	return false;
+}
+
+static int parse_ext(struct yara *y, const config_setting_t *s, struct yext *e)
+{
+	e->name = config_setting_name(s);
+	e->type = config_setting_type(s);
+	if (reserved_var(e->name))
+		return y->host->conf_error(s, "\"%s\" is set per file by the engine (filename, "
+					   "filepath, extension, filetype, owner)", e->name);
+	switch (e->type) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		e->i = config_setting_get_int64(s);
+		return 0;
+	case CONFIG_TYPE_BOOL:
+		e->i = config_setting_get_bool(s);
+		return 0;
+	case CONFIG_TYPE_FLOAT:
+		e->f = config_setting_get_float(s);
+		return 0;
+	case CONFIG_TYPE_STRING:
+		e->str = config_setting_get_string(s);
+		return 0;
+	}
+	return y->host->conf_error(s, "expected a string, an integer, a float or true/false");
+}
+
+/* externals = { name = value; ... }: defined on every compiler. */
+static int parse_externals(struct yara *y, const config_setting_t *cfg)
+{
+	const config_setting_t *g = config_setting_get_member(cfg, "externals");
+	int n, ret = 0;
+
+	if (!g)
+		return 0;
+	if (!config_setting_is_group(g))
+		return y->host->conf_error(g, "expected a group: externals = { name = value; }");
+	n = config_setting_length(g);
+	y->ext = calloc(n > 0 ? (size_t)n : 1, sizeof(*y->ext));
+	if (!y->ext)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++)
+		if (parse_ext(y, config_setting_get_elem(g, (unsigned)i), &y->ext[y->n_ext++]) < 0)
+			ret = -EINVAL;
+	return ret;
+}
+
 static int parse_options(struct yara *y, const config_setting_t *cfg)
 {
 	static const char *const keys[] = { "rules", "compiled", "timeout", "whole_file_max",
-					    NULL };
+					    "externals", NULL };
 	int r, ret;
 
 	y->compiled = -1;
@@ -152,6 +239,8 @@ static int parse_options(struct yara *y, const config_setting_t *cfg)
 		return r;
 	ret = parse_rules(y, cfg);
 	if (cfg && (r = parse_scalars(y, cfg)) < 0 && ret == 0)
+		ret = r;
+	if (cfg && (r = parse_externals(y, cfg)) < 0 && ret == 0)
 		ret = r;
 	return ret;
 }
@@ -189,36 +278,85 @@ static bool ends_with(const char *s, const char *suffix)
 	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* A directory's *.yar and *.yara are sources, *.yarc precompiled; other
- * names are left alone (files meant only for `include` live among them). */
-static int list_dir(struct yara *y, const char *dir, struct ylist *l, char *err, size_t len)
+/* The directories on the way down, by dev/ino: a symlink back up is
+ * skipped, not followed forever. */
+struct ywalk {
+	struct yara *y;
+	struct ylist *l;
+	dev_t dev[DIR_DEPTH_MAX];
+	ino_t ino[DIR_DEPTH_MAX];
+	int depth;
+	char *err;
+	size_t len;
+};
+
+static bool on_path(const struct ywalk *w, const struct stat *st)
+{
+	for (int i = 0; i < w->depth; i++)
+		if (w->dev[i] == st->st_dev && w->ino[i] == st->st_ino)
+			return true;
+	return false;
+}
+
+static int walk_dir(struct ywalk *w, const char *dir, const struct stat *st);
+
+/* *.yar and *.yara are sources, *.yarc precompiled; other names are left
+ * alone (files meant only for `include` live among them), and so are
+ * hidden ones (.git). Subdirectories are walked in name order. */
+static int walk_entry(struct ywalk *w, const char *dir, const char *name)
+{
+	bool src = ends_with(name, ".yar") || ends_with(name, ".yara");
+	bool bin = ends_with(name, ".yarc");
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (name[0] == '.')
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (stat(path, &st) < 0)
+		return 0; /* a dangling link: nothing to load */
+	if (S_ISDIR(st.st_mode))
+		return walk_dir(w, path, &st);
+	if (!S_ISREG(st.st_mode) || !(src || bin))
+		return 0;
+	return list_add(w->l, path, w->y->compiled == 1 || (w->y->compiled == -1 && bin));
+}
+
+static int walk_dir(struct ywalk *w, const char *dir, const struct stat *st)
 {
 	struct dirent **ents;
-	char path[PATH_MAX];
 	int n, r = 0;
 
+	if (on_path(w, st)) {
+		w->y->host->log(EPSEC_LOG_WARNING, SRC, "%s: skipped, a link back to a directory "
+				"above it", dir);
+		return 0;
+	}
+	if (w->depth == DIR_DEPTH_MAX) {
+		snprintf(w->err, w->len, "%s: rule directories nested deeper than %d", dir,
+			 DIR_DEPTH_MAX);
+		return -ELOOP;
+	}
 	n = scandir(dir, &ents, NULL, alphasort);
 	if (n < 0) {
-		snprintf(err, len, "cannot read %s: %s", dir, strerror(errno));
+		snprintf(w->err, w->len, "cannot read %s: %s", dir, strerror(errno));
 		return -errno;
 	}
+	w->dev[w->depth] = st->st_dev;
+	w->ino[w->depth++] = st->st_ino;
 	for (int i = 0; i < n; i++) {
-		const char *name = ents[i]->d_name;
-		bool src = ends_with(name, ".yar") || ends_with(name, ".yara");
-		bool bin = ends_with(name, ".yarc");
-
-		if (r == 0 && (src || bin)) {
-			snprintf(path, sizeof(path), "%s/%s", dir, name);
-			r = list_add(l, path, y->compiled == 1 || (y->compiled == -1 && bin));
-		}
+		if (r == 0)
+			r = walk_entry(w, dir, ents[i]->d_name);
 		free(ents[i]);
 	}
 	free(ents);
+	w->depth--;
 	return r;
 }
 
 static int list_files(struct yara *y, struct ylist *l, char *err, size_t len)
 {
+	struct ywalk w = { .y = y, .l = l, .err = err, .len = len };
 	struct stat st;
 	size_t before;
 	int r;
@@ -231,7 +369,7 @@ static int list_files(struct yara *y, struct ylist *l, char *err, size_t len)
 		before = l->n;
 		/* A single file: compiled = true/false decides, else it is
 		 * sniffed (yr_rules_load) when loaded. */
-		r = S_ISDIR(st.st_mode) ? list_dir(y, y->paths[i], l, err, len)
+		r = S_ISDIR(st.st_mode) ? walk_dir(&w, y->paths[i], &st)
 					: list_add(l, y->paths[i], y->compiled == 1);
 		if (r < 0)
 			return r;
@@ -247,7 +385,8 @@ static int list_files(struct yara *y, struct ylist *l, char *err, size_t len)
 
 struct ycompile {
 	struct yara *y;
-	unsigned errors;
+	unsigned errors; /* in the file being added */
+	bool quiet;      /* files added again: their messages were logged */
 };
 
 /* Every compiler message names the file and line: rule authors fix them. */
@@ -257,10 +396,41 @@ static void on_compile_msg(int level, const char *file, int line, const YR_RULE 
 	struct ycompile *cc = ud;
 	bool error = level == YARA_ERROR_LEVEL_ERROR;
 
+	if (cc->quiet)
+		return;
 	if (error)
 		cc->errors++;
 	cc->y->host->log(error ? EPSEC_LOG_ERR : EPSEC_LOG_WARNING, SRC, "%s:%d: %s: %s",
 			 file ? file : "(rules)", line, error ? "error" : "warning", msg);
+}
+
+static int define_ext(YR_COMPILER *comp, const struct yext *e)
+{
+	switch (e->type) {
+	case CONFIG_TYPE_BOOL:
+		return yr_compiler_define_boolean_variable(comp, e->name, (int)e->i);
+	case CONFIG_TYPE_FLOAT:
+		return yr_compiler_define_float_variable(comp, e->name, e->f);
+	case CONFIG_TYPE_STRING:
+		return yr_compiler_define_string_variable(comp, e->name, e->str);
+	}
+	return yr_compiler_define_integer_variable(comp, e->name, e->i);
+}
+
+/* Before any rule: a rule may only use externals defined by then. */
+static int define_vars(struct yara *y, YR_COMPILER *comp, char *err, size_t len)
+{
+	for (size_t i = 0; per_file_vars[i]; i++)
+		if (yr_compiler_define_string_variable(comp, per_file_vars[i], "") != ERROR_SUCCESS) {
+			snprintf(err, len, "cannot define the external %s", per_file_vars[i]);
+			return -ENOMEM;
+		}
+	for (size_t i = 0; i < y->n_ext; i++)
+		if (define_ext(comp, &y->ext[i]) != ERROR_SUCCESS) {
+			snprintf(err, len, "cannot define the external %s", y->ext[i].name);
+			return -EINVAL;
+		}
+	return 0;
 }
 
 static int set_add_rules(struct yset *set, YR_RULES *rules)
@@ -277,25 +447,117 @@ static int set_add_rules(struct yset *set, YR_RULES *rules)
 	return 0;
 }
 
-static int add_source(YR_COMPILER *comp, struct ycompile *cc, const char *path, char *err,
-		      size_t len)
+/* The sources of one set, compiled together. */
+struct ysources {
+	struct yara *y;
+	struct ycompile cc;
+	YR_COMPILER *comp;
+	const struct ylist *l;
+	const bool *source;
+	bool *bad;       /* files that did not compile */
+	unsigned failed; /* how many */
+	unsigned errors; /* compiler errors in them */
+	char names[512]; /* the first of them, for the one-line summary */
+};
+
+static int new_compiler(struct ysources *ss, char *err, size_t len)
+{
+	int r;
+
+	if (yr_compiler_create(&ss->comp) != ERROR_SUCCESS) {
+		snprintf(err, len, "cannot create a YARA compiler");
+		return -ENOMEM;
+	}
+	yr_compiler_set_callback(ss->comp, on_compile_msg, &ss->cc);
+	r = define_vars(ss->y, ss->comp, err, len);
+	if (r < 0) {
+		yr_compiler_destroy(ss->comp);
+		ss->comp = NULL;
+	}
+	return r;
+}
+
+/* The number of errors adding the file (0: it compiled), or -errno when it
+ * cannot be opened. */
+static int add_source(struct ysources *ss, const char *path)
 {
 	FILE *f = fopen(path, "r");
-	int n;
+	int n, e;
 
 	if (!f) {
-		snprintf(err, len, "%s: %s", path, strerror(errno));
-		return -errno;
+		e = errno;
+		ss->y->host->log(EPSEC_LOG_ERR, SRC, "%s: %s", path, strerror(e));
+		return -e;
 	}
+	ss->cc.errors = 0;
 	/* The file name makes includes resolve beside the including file. */
-	n = yr_compiler_add_file(comp, f, NULL, path);
+	n = yr_compiler_add_file(ss->comp, f, NULL, path);
 	fclose(f);
-	if (n > 0 || cc->errors) {
-		snprintf(err, len, "%s does not compile (%u error%s, see above)", path,
-			 cc->errors ? cc->errors : (unsigned)n, cc->errors == 1 ? "" : "s");
-		return -EINVAL;
+	return n > 0 || ss->cc.errors ? (int)(ss->cc.errors ? ss->cc.errors : (unsigned)n) : 0;
+}
+
+/* libyara's compiler is unusable after an error (it asserts errors == 0),
+ * so a new one is given the files before `upto` that compiled, quietly, and
+ * goes on: every failing file is reported in one run, and the later ones
+ * are compiled with the rules they may use. */
+static int restart(struct ysources *ss, size_t upto, char *err, size_t len)
+{
+	int r;
+
+	yr_compiler_destroy(ss->comp);
+	ss->comp = NULL;
+	r = new_compiler(ss, err, len);
+	ss->cc.quiet = true;
+	for (size_t i = 0; i < upto && r == 0; i++)
+		if (ss->source[i] && !ss->bad[i] && add_source(ss, ss->l->v[i].path) != 0)
+			r = -EIO; /* it compiled a moment ago: the file changed */
+	ss->cc.quiet = false;
+	if (r == -EIO)
+		snprintf(err, len, "rule files changed while they were compiled");
+	return r;
+}
+
+static void note_failure(struct ysources *ss, size_t i, int n)
+{
+	size_t used = strlen(ss->names);
+
+	ss->bad[i] = true;
+	ss->failed++;
+	ss->errors += n > 0 ? (unsigned)n : 1;
+	if (used + 4 < sizeof(ss->names))
+		snprintf(ss->names + used, sizeof(ss->names) - used, "%s%s", used ? ", " : "",
+			 ss->l->v[i].path);
+}
+
+static void failure_text(const struct ysources *ss, char *err, size_t len)
+{
+	if (ss->failed == 1)
+		snprintf(err, len, "%s does not compile (%u error%s, see above)", ss->names,
+			 ss->errors, ss->errors == 1 ? "" : "s");
+	else
+		snprintf(err, len, "%u rule files do not compile (%u errors, see above): %s",
+			 ss->failed, ss->errors, ss->names);
+}
+
+static int add_all(struct ysources *ss, char *err, size_t len)
+{
+	int n, r = 0;
+
+	for (size_t i = 0; i < ss->l->n && r == 0; i++) {
+		if (!ss->source[i])
+			continue;
+		n = add_source(ss, ss->l->v[i].path);
+		if (n == 0)
+			continue;
+		note_failure(ss, i, n);
+		if (n > 0)
+			r = restart(ss, i, err, len);
 	}
-	return 0;
+	if (r == 0 && ss->failed) {
+		failure_text(ss, err, len);
+		r = -EINVAL;
+	}
+	return r;
 }
 
 /* Precompiled rules; with detection, a file YARA does not recognise as
@@ -322,31 +584,28 @@ static int load_compiled(const struct yfile *f, bool detect, YR_RULES **out, boo
 static int compile_sources(struct yara *y, struct yset *set, const struct ylist *l,
 			   const bool *source, char *err, size_t len)
 {
-	struct ycompile cc = { .y = y };
-	YR_COMPILER *comp = NULL;
+	struct ysources ss = { .y = y, .cc = { .y = y }, .l = l, .source = source };
 	YR_RULES *rules;
 	size_t n = 0;
-	int r = 0;
+	int r;
 
 	for (size_t i = 0; i < l->n; i++)
 		n += source[i];
 	if (n == 0)
 		return 0;
-	if (yr_compiler_create(&comp) != ERROR_SUCCESS) {
-		snprintf(err, len, "cannot create a YARA compiler");
-		return -ENOMEM;
-	}
-	yr_compiler_set_callback(comp, on_compile_msg, &cc);
-	for (size_t i = 0; i < l->n && r == 0; i++)
-		if (source[i])
-			r = add_source(comp, &cc, l->v[i].path, err, len);
-	if (r == 0 && yr_compiler_get_rules(comp, &rules) != ERROR_SUCCESS) {
+	ss.bad = calloc(l->n, sizeof(*ss.bad));
+	r = ss.bad ? new_compiler(&ss, err, len) : -ENOMEM;
+	if (r == 0)
+		r = add_all(&ss, err, len);
+	if (r == 0 && yr_compiler_get_rules(ss.comp, &rules) != ERROR_SUCCESS) {
 		snprintf(err, len, "cannot build the compiled rules");
 		r = -ENOMEM;
 	}
 	if (r == 0)
 		r = set_add_rules(set, rules);
-	yr_compiler_destroy(comp);
+	if (ss.comp)
+		yr_compiler_destroy(ss.comp);
+	free(ss.bad);
 	return r;
 }
 
@@ -496,9 +755,6 @@ static int tls_build(struct ytls *t, struct yara *y)
 	for (size_t i = 0; i < t->set->n; i++) {
 		if (yr_scanner_create(t->set->rules[i], &t->sc[i]) != ERROR_SUCCESS)
 			return -ENOMEM;
-		/* Matching rules only; data is ours, in memory: no fault guard. */
-		yr_scanner_set_flags(t->sc[i],
-				     SCAN_FLAGS_REPORT_RULES_MATCHING | SCAN_FLAGS_NO_TRYCATCH);
 		yr_scanner_set_timeout(t->sc[i], y->timeout);
 	}
 	return 0;
@@ -522,13 +778,35 @@ static struct ytls *tls_current(struct yara *y)
 
 /* ---------------------------------------------------------------- scanning */
 
+/* A block buffer of the block iterator: what it holds, so a block asked
+ * for again (libyara fetches the block of each uint32(off) a condition
+ * reads) is not read again. */
+struct ybuf {
+	uint8_t *p;
+	uint64_t base;
+	size_t len;
+	bool valid;
+};
+
+/* The per-file externals, as LOKI and THOR set them. */
+struct yvars {
+	const char *filename, *filepath;
+	char extension[32];
+	char filetype[16];
+	const char *owner;
+};
+
 struct yscan {
+	const struct yara *y;
 	struct epsec_file *file;
-	/* Block iterator's buffers. The first block has its own: modules (pe,
-	 * elf) parse it once and keep pointers into it while conditions
-	 * fetch other blocks. */
-	uint8_t *buf0, *buf;
+	/* Block 0 has its own buffer: modules (pe, elf) parse it once and
+	 * keep pointers into it while conditions fetch other blocks. */
+	struct ybuf b0, cur;
+	struct ybuf *last; /* the one fetched last: the next block's overlap */
+	bool pass_done;    /* libyara has been through every block once */
 	YR_MEMORY_BLOCK block;
+	struct yvars vars;
+	int timeout; /* seconds given to libyara, for the report */
 	int read_errno;
 	bool found;
 	char name[EPSEC_SIGNATURE_MAX];
@@ -581,6 +859,115 @@ static ssize_t read_range(struct yscan *s, uint8_t *buf, size_t len, uint64_t of
 	return (ssize_t)done;
 }
 
+/* ------------------------------------------------------- per-file values */
+
+/* LOKI's names for the first bytes (signature-base's file-type table), the
+ * types its rules test first; "UNKNOWN" otherwise. */
+static const struct {
+	const char *magic;
+	size_t len;
+	const char *type;
+} file_types[] = {
+	{ "\x7f" "ELF", 4, "ELF" },
+	{ "\xcf\xfa\xed\xfe", 4, "MACH-O" }, { "\xce\xfa\xed\xfe", 4, "MACH-O" },
+	{ "\xfe\xed\xfa\xcf", 4, "MACH-O" }, { "\xfe\xed\xfa\xce", 4, "MACH-O" },
+	{ "MDMP", 4, "MDMP" },
+	{ "PK\x03\x04", 4, "ZIP" },
+	{ "%PDF", 4, "PDF" },
+	{ "{\\rt", 4, "RTF" },
+	{ "<?php", 5, "PHP" },
+	{ "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8, "OLE" },
+	{ "Rar!\x1a\x07", 6, "RAR" },
+	{ "7z\xbc\xaf\x27\x1c", 6, "7Zip" },
+	{ "\x1f\x8b\x08", 3, "GZIP" },
+	{ "BZh", 3, "BZip2" },
+	{ "#!", 2, "Script" },
+	{ "MZ", 2, "EXE" },
+};
+
+static void file_type(struct yscan *s, char *out, size_t len)
+{
+	uint8_t head[8];
+	ssize_t n = s->file->pread(s->file, head, sizeof(head), 0);
+
+	for (size_t i = 0; n > 0 && i < sizeof(file_types) / sizeof(file_types[0]); i++) {
+		if ((size_t)n >= file_types[i].len &&
+		    !memcmp(head, file_types[i].magic, file_types[i].len)) {
+			snprintf(out, len, "%s", file_types[i].type);
+			return;
+		}
+	}
+	snprintf(out, len, "UNKNOWN");
+}
+
+/* The user name on this host, or the number: the agent's uid may mean
+ * nobody here. */
+static const char *owner_of(struct ytls *t, uint32_t uid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (t->owner_known && t->owner_uid == uid)
+		return t->owner;
+	if (getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		snprintf(t->owner, sizeof(t->owner), "%s", pw.pw_name);
+	else
+		snprintf(t->owner, sizeof(t->owner), "%u", uid);
+	t->owner_known = true;
+	t->owner_uid = uid;
+	return t->owner;
+}
+
+/* extension: ".exe", lower case with its dot, as LOKI's
+ * os.path.splitext(path)[1].lower() (signature-base tests ".vbs"). */
+static void fill_vars(struct ytls *t, struct yscan *s)
+{
+	const char *path = s->file->path ? s->file->path : "";
+	const char *base = strrchr(path, '/'), *dot;
+	size_t i;
+
+	s->vars.filepath = path;
+	s->vars.filename = base ? base + 1 : path;
+	dot = strrchr(s->vars.filename, '.');
+	if (!dot || dot == s->vars.filename)
+		dot = "";
+	for (i = 0; dot[i] && i < sizeof(s->vars.extension) - 1; i++)
+		s->vars.extension[i] = (char)tolower((unsigned char)dot[i]);
+	s->vars.extension[i] = '\0';
+	file_type(s, s->vars.filetype, sizeof(s->vars.filetype));
+	s->vars.owner = owner_of(t, s->file->uid);
+}
+
+/* A precompiled set may not declare them: libyara then refuses, harmlessly. */
+static void set_vars(YR_SCANNER *sc, const struct yvars *v)
+{
+	yr_scanner_define_string_variable(sc, "filename", v->filename);
+	yr_scanner_define_string_variable(sc, "filepath", v->filepath);
+	yr_scanner_define_string_variable(sc, "extension", v->extension);
+	yr_scanner_define_string_variable(sc, "filetype", v->filetype);
+	yr_scanner_define_string_variable(sc, "owner", v->owner);
+}
+
+/* libyara's timeout is whole seconds from the start of a scan: the time
+ * left to the event's deadline, rounded up, at least 1; the operator's
+ * timeout caps it. Without a deadline, the option (or its default). */
+static int scan_timeout(const struct yara *y, const struct epsec_file *f)
+{
+	struct timespec now;
+	int64_t left;
+
+	if (f->deadline_ms <= 0)
+		return y->timeout;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left = f->deadline_ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	left = left <= 0 ? 1 : (left + 999) / 1000;
+	if (y->timeout_set && y->timeout > 0 && y->timeout < left)
+		left = y->timeout;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* ---------------------------------------------------------------- blocks */
+
 static YR_MEMORY_BLOCK *block_at(YR_MEMORY_BLOCK_ITERATOR *it, uint64_t base)
 {
 	struct yscan *s = it->context;
@@ -602,18 +989,53 @@ static YR_MEMORY_BLOCK *block_next(YR_MEMORY_BLOCK_ITERATOR *it)
 {
 	struct yscan *s = it->context;
 
-	if (s->block.base + s->block.size >= s->file->size)
+	if (s->block.base + s->block.size >= s->file->size) {
+		s->pass_done = true;
 		return NULL;
+	}
 	return block_at(it, s->block.base + BLOCK_SIZE - BLOCK_OVERLAP);
 }
 
+/* The block into `dst`: the bytes the block fetched last shares with it
+ * (the overlap) are copied, only the rest is read. */
+static const uint8_t *fill_block(struct yscan *s, struct ybuf *dst, const YR_MEMORY_BLOCK *b)
+{
+	const struct ybuf *src = s->last;
+	size_t keep = 0;
+	ssize_t n;
+
+	if (dst->valid && dst->base == b->base && dst->len == b->size)
+		return dst->p;
+	if (src && src->valid && b->base > src->base && b->base < src->base + src->len) {
+		keep = (size_t)(src->base + src->len - b->base);
+		keep = keep < b->size ? keep : b->size;
+		memmove(dst->p, src->p + (b->base - src->base), keep);
+	}
+	dst->valid = false;
+	n = read_range(s, dst->p + keep, b->size - keep, b->base + keep);
+	if (n != (ssize_t)(b->size - keep))
+		return NULL;
+	dst->base = b->base;
+	dst->len = b->size;
+	dst->valid = true;
+	s->last = dst;
+	return dst->p;
+}
+
+/* After the pass, modules (elf, pe) walk every block again looking for a
+ * header, and conditions fetch the block of each integer they read: only
+ * the first block and the last one fetched are given then, so no byte is
+ * read twice (module data and integers past them are undefined, as the
+ * docs say). */
 static const uint8_t *block_fetch(YR_MEMORY_BLOCK *block)
 {
 	struct yscan *s = block->context;
-	uint8_t *buf = block->base == 0 ? s->buf0 : s->buf;
-	ssize_t n = read_range(s, buf, block->size, block->base);
 
-	return n == (ssize_t)block->size ? buf : NULL;
+	if (block->base == 0)
+		return fill_block(s, &s->b0, block);
+	if (s->pass_done && !(s->cur.valid && s->cur.base == block->base))
+		return NULL;
+	return fill_block(s, &s->cur, block);
 }
 
 static uint64_t block_file_size(YR_MEMORY_BLOCK_ITERATOR *it)
@@ -632,17 +1054,45 @@ static int scan_blocks(struct yscan *s, YR_SCANNER *sc)
 
 	s->block.context = s;
 	s->block.fetch_data = block_fetch;
+	s->pass_done = false;
 	return yr_scanner_scan_mem_blocks(sc, &it);
 }
 
-/* Each rule set in turn until one matches. */
-static int scan_sets(struct ytls *t, struct yscan *s, const uint8_t *data, size_t len)
+/* ---------------------------------------------------------------- scanning */
+
+/* What one set scans: a buffer, an fd holding the whole file, or blocks. */
+struct ysource {
+	const uint8_t *data;
+	size_t len;
+	int fd; /* >= 0: scan_fd */
+};
+
+static int scan_one(struct yscan *s, YR_SCANNER *sc, const struct ysource *src)
 {
-	int r = ERROR_SUCCESS;
+	/* A mapped file can shrink under the scan (SIGBUS): libyara guards
+	 * it. Memory is ours: no guard needed. */
+	int flags = SCAN_FLAGS_REPORT_RULES_MATCHING | (src->fd >= 0 ? 0 : SCAN_FLAGS_NO_TRYCATCH);
+
+	yr_scanner_set_flags(sc, flags);
+	yr_scanner_set_callback(sc, on_scan_msg, s);
+	set_vars(sc, &s->vars);
+	/* Counted from now: reading and staging took their share already. */
+	s->timeout = scan_timeout(s->y, s->file);
+	yr_scanner_set_timeout(sc, s->timeout);
+	if (src->fd >= 0)
+		return yr_scanner_scan_fd(sc, src->fd);
+	if (src->data)
+		return yr_scanner_scan_mem(sc, src->data, src->len);
+	return scan_blocks(s, sc);
+}
+
+/* Each rule set in turn until one matches. */
+static int scan_sets(struct ytls *t, struct yscan *s, const struct ysource *src)
+{
+	int r;
 
 	for (size_t i = 0; i < t->set->n && !s->found; i++) {
-		yr_scanner_set_callback(t->sc[i], on_scan_msg, s);
-		r = data ? yr_scanner_scan_mem(t->sc[i], data, len) : scan_blocks(s, t->sc[i]);
+		r = scan_one(s, t->sc[i], src);
 		if (r != ERROR_SUCCESS && !s->found)
 			return r;
 	}
@@ -653,6 +1103,7 @@ static int scan_sets(struct ytls *t, struct yscan *s, const uint8_t *data, size_
  * the thread's next scan when it is small. */
 static int scan_whole(struct ytls *t, struct yscan *s, size_t size)
 {
+	struct ysource src = { .fd = -1 };
 	uint8_t *buf = t->buf;
 	ssize_t n;
 	int r;
@@ -668,29 +1119,73 @@ static int scan_whole(struct ytls *t, struct yscan *s, size_t size)
 		}
 	}
 	n = read_range(s, buf, size, 0);
-	r = n < 0 ? ERROR_COULD_NOT_READ_FILE : scan_sets(t, s, buf, (size_t)n);
+	src.data = buf;
+	src.len = n > 0 ? (size_t)n : 0;
+	r = n < 0 ? ERROR_COULD_NOT_READ_FILE : scan_sets(t, s, &src);
 	if (buf != t->buf)
 		free(buf);
 	return r;
 }
 
-static int scan_large(struct ytls *t, struct yscan *s)
+/* Blocks: each byte read once in order; the elf and pe modules see the
+ * first block only, so the operator is told, once per file. */
+static int scan_in_blocks(struct ytls *t, struct yscan *s)
 {
+	struct ysource src = { .fd = -1 };
 	int r;
 
-	s->buf0 = malloc(BLOCK_SIZE);
-	s->buf = malloc(BLOCK_SIZE);
-	r = s->buf0 && s->buf ? scan_sets(t, s, NULL, 0) : ERROR_INSUFFICIENT_MEMORY;
-	free(s->buf0);
-	free(s->buf);
+	t->y->host->log(EPSEC_LOG_WARNING, SRC, "%s (%llu bytes): larger than the host "
+			"stages, scanned in blocks: module data (elf, pe...) covers its first "
+			"1 MiB only", s->file->path, (unsigned long long)s->file->size);
+	s->b0.p = malloc(BLOCK_SIZE);
+	s->cur.p = malloc(BLOCK_SIZE);
+	r = s->b0.p && s->cur.p ? scan_sets(t, s, &src) : ERROR_INSUFFICIENT_MEMORY;
+	free(s->b0.p);
+	free(s->cur.p);
 	return r;
+}
+
+/* The whole file from the host (the file itself, or a copy it staged
+ * once), scanned as `yara FILE` does; blocks when it is too large to be
+ * staged or the host offers no fd. */
+static int scan_large(struct ytls *t, struct yscan *s)
+{
+	struct ysource src = { .fd = -ENOSYS };
+
+	if (s->file->content_fd)
+		src.fd = s->file->content_fd(s->file);
+	if (src.fd >= 0)
+		return scan_sets(t, s, &src);
+	if (src.fd == -EFBIG || src.fd == -ENOSYS)
+		return scan_in_blocks(t, s);
+	s->read_errno = -src.fd;
+	return ERROR_COULD_NOT_READ_FILE;
+}
+
+static enum epsec_scan_result scan_report(struct yscan *s, int r, struct epsec_scan_report *rep)
+{
+	if (s->found) {
+		snprintf(rep->signature, sizeof(rep->signature), "%s", s->name);
+		return EPSEC_SCAN_FOUND;
+	}
+	if (s->read_errno)
+		snprintf(rep->signature, sizeof(rep->signature), "read failed: %s",
+			 strerror(s->read_errno));
+	else if (r == ERROR_SCAN_TIMEOUT)
+		snprintf(rep->signature, sizeof(rep->signature), "YARA scan timed out after %d s",
+			 s->timeout);
+	else if (r != ERROR_SUCCESS)
+		snprintf(rep->signature, sizeof(rep->signature), "YARA error %d", r);
+	else
+		return EPSEC_SCAN_CLEAN;
+	return EPSEC_SCAN_ERROR;
 }
 
 static enum epsec_scan_result yara_scan(void *state, struct epsec_file *file,
 					struct epsec_scan_report *rep)
 {
-	struct yscan s = { .file = file };
 	struct yara *y = state;
+	struct yscan s = { .y = y, .file = file };
 	struct ytls *t = tls_current(y);
 	int r;
 
@@ -698,25 +1193,12 @@ static enum epsec_scan_result yara_scan(void *state, struct epsec_file *file,
 		snprintf(rep->signature, sizeof(rep->signature), "no YARA scanner for this thread");
 		return EPSEC_SCAN_ERROR;
 	}
-	if ((long long)file->size <= y->whole_max)
+	fill_vars(t, &s);
+	if ((long long)file->size <= y->whole_max || file->size == 0)
 		r = scan_whole(t, &s, (size_t)file->size);
 	else
 		r = scan_large(t, &s);
-	if (s.found) {
-		snprintf(rep->signature, sizeof(rep->signature), "%s", s.name);
-		return EPSEC_SCAN_FOUND;
-	}
-	if (s.read_errno)
-		snprintf(rep->signature, sizeof(rep->signature), "read failed: %s",
-			 strerror(s.read_errno));
-	else if (r == ERROR_SCAN_TIMEOUT)
-		snprintf(rep->signature, sizeof(rep->signature), "YARA scan timed out after %d s",
-			 y->timeout);
-	else if (r != ERROR_SUCCESS)
-		snprintf(rep->signature, sizeof(rep->signature), "YARA error %d", r);
-	else
-		return EPSEC_SCAN_CLEAN;
-	return EPSEC_SCAN_ERROR;
+	return scan_report(&s, r, rep);
 }
 
 /* ---------------------------------------------------------------- ops */
@@ -739,6 +1221,7 @@ static void yara_close(void *state)
 	}
 	set_unref(y->set);
 	free(y->paths);
+	free(y->ext);
 	if (y->yr_ready)
 		yr_finalize();
 	pthread_mutex_destroy(&y->lock);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sdk.h"
 
 /* How long `reload` holds the main loop waiting for the result: well
  * inside half of WatchdogSec (30 s in the shipped unit). A longer reload
@@ -75,6 +76,31 @@ static struct json_object *reload_status(struct sva_reload *rl)
 	return o;
 }
 
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
+/* What the engines read and from where: the bench compares the total with
+ * the size of what was scanned. */
+static struct json_object *content_status(struct sva *sva)
+{
+	struct json_object *o = json_object_new_object();
+	struct epsec_sva_read_totals t;
+
+	epsec_sva_read_totals(sva->session, &t);
+	add_u64(o, "bytes_read", t.inline_bytes + t.remote_bytes + t.local_bytes + t.mapped_bytes);
+	add_u64(o, "inline_bytes", t.inline_bytes);
+	add_u64(o, "remote_bytes", t.remote_bytes);
+	add_u64(o, "local_bytes", t.local_bytes);
+	add_u64(o, "mapped_bytes", t.mapped_bytes);
+	add_u64(o, "staged", t.staged);
+	add_u64(o, "staged_bytes", t.staged_bytes);
+	add_u64(o, "stage_refused", t.stage_refused);
+	add_u64(o, "stage_max", (uint64_t)sva->set.stage_max);
+	return o;
+}
+
 static struct json_object *status(struct sva *sva)
 {
 	struct json_object *o = reply_head(), *mux = json_object_new_object();
@@ -96,6 +122,7 @@ static struct json_object *status(struct sva *sva)
 	json_object_object_add(counters, "found", counter(&sva->found));
 	json_object_object_add(counters, "errors", counter(&sva->errors));
 	json_object_object_add(o, "counters", counters);
+	json_object_object_add(o, "content", content_status(sva));
 	json_object_object_add(o, "reload", reload_status(&sva->reload));
 	return o;
 }

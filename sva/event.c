@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,19 +195,30 @@ static ssize_t local_read(int fd, uint8_t *buf, size_t len, uint64_t off)
 	return n < 0 ? -errno : n;
 }
 
+static void count(_Atomic uint64_t *c, ssize_t n)
+{
+	if (n > 0)
+		atomic_fetch_add_explicit(c, (uint64_t)n, memory_order_relaxed);
+}
+
 static ssize_t read_some(struct epsec_event *ev, uint8_t *buf, size_t len, uint64_t off)
 {
-	size_t n;
+	struct epsec_sva_read_stats *st = &ev->s->reads;
+	ssize_t n;
 
-	if (ev->fd >= 0)
-		return local_read(ev->fd, buf, len, off);
-	if (off < ev->inline_len) {
-		n = ev->inline_len - (size_t)off;
-		n = n < len ? n : len;
-		memcpy(buf, ev->inline_data + off, n);
-		return (ssize_t)n;
+	if (ev->fd >= 0) {
+		n = local_read(ev->fd, buf, len, off);
+		count(&st->local_bytes, n);
+	} else if (off < ev->inline_len) {
+		n = (ssize_t)(ev->inline_len - (size_t)off);
+		n = (size_t)n < len ? n : (ssize_t)len;
+		memcpy(buf, ev->inline_data + off, (size_t)n);
+		count(&st->inline_bytes, n);
+	} else {
+		n = remote_read(ev, buf, len < EPSEC_SDK_READ_MAX ? len : EPSEC_SDK_READ_MAX, off);
+		count(&st->remote_bytes, n);
 	}
-	return remote_read(ev, buf, len < EPSEC_SDK_READ_MAX ? len : EPSEC_SDK_READ_MAX, off);
+	return n;
 }
 
 /* Fills as much of the range as the file has: engines need not loop. An
@@ -236,6 +248,115 @@ static ssize_t event_pread(struct epsec_file *f, void *buf, size_t len, uint64_t
 	return done ? (ssize_t)done : n;
 }
 
+/* ---------------------------------------------------------------- content_fd */
+
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len) {
+		n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The content copied once into a memfd, through event_pread (inline bytes
+ * first, then READs of up to 1 MiB): engines that want the whole file
+ * (yara's modules) then map it, and a second engine shares the copy
+ * instead of pulling the file through the mux again. */
+static int stage(struct epsec_event *ev)
+{
+	struct epsec_file *f = &ev->file;
+	size_t chunk = EPSEC_SDK_READ_MAX;
+	uint8_t *buf = malloc(chunk);
+	uint64_t off = 0;
+	ssize_t n = 0;
+	int fd, r = 0;
+
+	fd = buf ? memfd_create("epsec-content", MFD_CLOEXEC) : -ENOMEM;
+	if (fd < 0) {
+		free(buf);
+		return buf ? -errno : -ENOMEM;
+	}
+	while (r == 0 && (n = event_pread(f, buf, chunk, off)) > 0) {
+		r = write_all(fd, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	free(buf);
+	if (r == 0 && n < 0)
+		r = (int)n;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	atomic_fetch_add_explicit(&ev->s->reads.staged, 1, memory_order_relaxed);
+	count(&ev->s->reads.staged_bytes, (ssize_t)off);
+	return fd;
+}
+
+static int content_of(struct epsec_event *ev)
+{
+	struct epsec_sva_read_stats *st = &ev->s->reads;
+	uint64_t max = atomic_load_explicit(&ev->s->stage_max, memory_order_relaxed);
+
+	if (ev->fd >= 0) {
+		/* The engine maps or reads the file itself: count it whole. */
+		count(&st->mapped_bytes, (ssize_t)ev->file.size);
+		if (ev->file.size > ev->read_end)
+			ev->read_end = ev->file.size;
+		return ev->fd;
+	}
+	if (max == 0 || ev->file.size > max) {
+		atomic_fetch_add_explicit(&st->stage_refused, 1, memory_order_relaxed);
+		return -EFBIG;
+	}
+	return stage(ev);
+}
+
+static int event_content_fd(struct epsec_file *f)
+{
+	struct epsec_event *ev = f->ctx;
+
+	if (!ev->content_asked)
+		ev->content = content_of(ev);
+	ev->content_asked = true;
+	return ev->content;
+}
+
+void epsec_session_set_stage_max(struct epsec_session *s, uint64_t bytes)
+{
+	if (s)
+		atomic_store(&s->stage_max, bytes);
+}
+
+static uint64_t load(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void epsec_sva_read_totals(struct epsec_session *s, struct epsec_sva_read_totals *out)
+{
+	struct epsec_sva_read_stats *st;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return;
+	st = &s->reads;
+	out->inline_bytes = load(&st->inline_bytes);
+	out->remote_bytes = load(&st->remote_bytes);
+	out->local_bytes = load(&st->local_bytes);
+	out->mapped_bytes = load(&st->mapped_bytes);
+	out->staged = load(&st->staged);
+	out->staged_bytes = load(&st->staged_bytes);
+	out->stage_refused = load(&st->stage_refused);
+}
+
 /* ---------------------------------------------------------------- events */
 
 static void fill_file(struct epsec_event *ev, const Epsec__Event *e)
@@ -255,6 +376,7 @@ static void fill_file(struct epsec_event *ev, const Epsec__Event *e)
 	f->pid = e->pid;
 	f->kind = (enum epsec_event_kind)e->kind;
 	f->pread = event_pread;
+	f->content_fd = event_content_fd;
 	f->ctx = ev;
 }
 
@@ -328,6 +450,8 @@ void epsec_sva_event_free(struct epsec_event *ev)
 	live_unlink(s, ev);
 	pthread_mutex_unlock(&s->lock);
 	epsec_msg_free(ev->msg);
+	if (ev->content_asked && ev->content >= 0 && ev->content != ev->fd)
+		close(ev->content);
 	if (ev->fd >= 0)
 		close(ev->fd);
 	pthread_cond_destroy(&ev->cond);

@@ -39,6 +39,8 @@ static const struct epsec_conf_key schema[] = {
 	  .offset = offsetof(struct sva_settings, user) },
 	{ .name = "engine", .type = EPSEC_CONF_LIST, .required = true,
 	  .offset = offsetof(struct sva_settings, engine) },
+	{ .name = "stage_max", .type = EPSEC_CONF_SIZE,
+	  .offset = offsetof(struct sva_settings, stage_max) },
 	{ .name = NULL },
 };
 
@@ -49,6 +51,7 @@ static void settings_defaults(struct sva_settings *set)
 	set->common.debug_dest = EPSEC_DEST_SYSLOG;
 	set->common.control = RUNSTATEDIR "/epsec/" PROGRAM ".ctl";
 	set->workers = 2;
+	set->stage_max = (int64_t)EPSEC_SDK_STAGE_MAX_DEFAULT;
 }
 
 static int resolve_id(struct sva *sva)
@@ -212,6 +215,8 @@ static int open_session(struct sva *sva)
 	cfg.engines = names;
 	r = epsec_session_open(&cfg, &sva->session);
 	free(names);
+	if (r == 0)
+		epsec_session_set_stage_max(sva->session, (uint64_t)sva->set.stage_max);
 	return r;
 }
 

@@ -67,7 +67,22 @@ struct epsec_event {
 	uint64_t read_end; /* the furthest byte the engines read (one thread) */
 	uint32_t timeout_ms; /* EVENT.timeout_ms, 0 = none: the deadline starts
 			      * when a worker takes the event */
+	/* content_fd's answer, kept for the next engine (one thread): an fd
+	 * (ev->fd itself, or a staged memfd this event owns) or -errno. */
+	bool content_asked;
+	int content;
 	pthread_cond_t cond;
+};
+
+/* What the engines read, for status and the bench (relaxed atomics). */
+struct epsec_sva_read_stats {
+	_Atomic uint64_t inline_bytes; /* served from the EVENT's own bytes */
+	_Atomic uint64_t remote_bytes; /* arrived in DATA, through the mux */
+	_Atomic uint64_t local_bytes;  /* pread from the passed fd */
+	_Atomic uint64_t mapped_bytes; /* passed fds handed out whole (their size) */
+	_Atomic uint64_t staged;       /* content copies made */
+	_Atomic uint64_t staged_bytes;
+	_Atomic uint64_t stage_refused; /* larger than stage_max */
 };
 
 struct epsec_session {
@@ -107,6 +122,9 @@ struct epsec_session {
 	char **engines;
 	size_t n_engines;
 	bool loader_owned;
+
+	_Atomic uint64_t stage_max; /* epsec_session_set_stage_max */
+	struct epsec_sva_read_stats reads;
 };
 
 /* Internal functions are named epsec_sva_*: libepsec.so exports only
@@ -137,6 +155,16 @@ void epsec_sva_deadline(struct timespec *ts, int timeout_ms);
 int epsec_sva_queue_op(struct epsec_session *s, struct epsec_out_op *op);
 /* Drop one reference to the session; frees it on the last one. */
 void epsec_sva_unref(struct epsec_session *s);
+
+/* Default for epsec_session_set_stage_max. */
+#define EPSEC_SDK_STAGE_MAX_DEFAULT (256ull << 20)
+
+/* A snapshot of what the engines read, for epsec-sva's status. */
+struct epsec_sva_read_totals {
+	uint64_t inline_bytes, remote_bytes, local_bytes, mapped_bytes;
+	uint64_t staged, staged_bytes, stage_refused;
+};
+void epsec_sva_read_totals(struct epsec_session *s, struct epsec_sva_read_totals *out);
 
 /* For epsec-sva, which initializes the plugin loader itself (it needs it
  * for its engines before the session starts): tells the SDK not to call

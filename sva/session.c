@@ -166,6 +166,7 @@ static int session_alloc(const struct epsec_session_config *cfg, struct epsec_se
 	s->backoff_ms = BACKOFF_MIN_MS;
 	atomic_init(&s->connected, false);
 	atomic_init(&s->generation, cfg->generation);
+	atomic_init(&s->stage_max, EPSEC_SDK_STAGE_MAX_DEFAULT);
 	s->uri = strdup(cfg->mux_uri);
 	if (cfg->id && *cfg->id)
 		s->id = strdup(cfg->id);

@@ -23,6 +23,7 @@ struct sva_settings {
 	int workers;
 	const char *user; /* NULL: "epsec" if that user exists */
 	const config_setting_t *engine;
+	int64_t stage_max; /* content_fd copies at most this much (0: never) */
 };
 
 /* Who epsec-sva becomes once its plugins and sockets are open. */

@@ -98,6 +98,11 @@ int epsec_session_next(struct epsec_session *s, struct epsec_event **ev, int tim
  * an event scanned across the swap then reports the older generation,
  * never a newer one than its scan may have used. */
 void epsec_session_set_generation(struct epsec_session *s, uint64_t generation);
+/* The largest content file->content_fd copies from the agent (inline
+ * bytes, then READs) into an anonymous memory file when the agent did not
+ * pass its fd; larger files get -EFBIG and engines read them with pread.
+ * 0 = never copy. Default 256 MiB. Thread-safe; applies to later calls. */
+void epsec_session_set_stage_max(struct epsec_session *s, uint64_t bytes);
 /* True while connected to a mux that welcomed us. */
 bool epsec_session_connected(struct epsec_session *s);
 /* Stops the network thread, fails pending reads (-ESHUTDOWN) and wakes
@@ -124,7 +129,13 @@ void epsec_session_close(struct epsec_session *s);
  * mux once a second that it is still being worked on: a scan is cut only
  * by its deadline, never for being long. Bytes read before an error are returned first; the next call
  * gets the error. Any number of threads may pread different events at
- * once; one event is read by one thread at a time. */
+ * once; one event is read by one thread at a time.
+ *
+ * file->content_fd(file) gives an fd holding the whole content: the file
+ * itself when the agent passed it, else a copy staged once (memfd) up to
+ * the session's stage_max (-EFBIG above it), or the error that stopped
+ * the copy. The same fd for every later call on this event; the event's
+ * to close. */
 struct epsec_file *epsec_event_file(struct epsec_event *ev);
 /* Which agent sent it; "" while the protocol does not tell SVAs (v1). */
 const char *epsec_event_agent(const struct epsec_event *ev);

@@ -130,6 +130,14 @@ check "a signature added before the reload detects through the chain" \
 	test "$(through_chain "$P/later-copy.bin")" = "Epsec.Test.Later.UNOFFICIAL"
 check "a file found clean before the reload is judged again after it" \
 	test "$(through_chain "$P/later.bin")" = "Epsec.Test.Later.UNOFFICIAL"
+# A reload that fails names the database file, in the reply and the log.
+echo "Broken:only:three" > "$DB/zz-broken.ndb"
+"$CTL" -r "$T/run" reload > "$T/reload-bad.out" 2>&1
+check "a failed reload's reply names the database file" \
+	grep -q "cannot load $DB/zz-broken.ndb:1: Malformed database" "$T/reload-bad.out"
+check "... and so does the log" \
+	grep -q "reload failed, keeping the signatures in use: cannot load $DB/zz-broken.ndb:1" "$T/sva.log"
+rm -f "$DB/zz-broken.ndb"
 stop_daemons
 
 # ---- a database that cannot load stops epsec-sva with the plugin's message
@@ -144,8 +152,8 @@ check "missing database: the message names it" grep -q "cannot load $T/no-such-d
 mkdir -p "$T/bad-db" && echo "Broken:only:three" > "$T/bad-db/broken.ndb"
 sva_fails "database = \"$T/bad-db\";"; rc=$?
 check "malformed database: epsec-sva exits 78, got $rc" test "$rc" -eq 78
-check "malformed database: the message names it with file:line of the config" \
-	grep -q "fail.conf:[0-9]*: .*cannot load $T/bad-db: Malformed database" "$T/fail.log"
+check "malformed database: the message names the database file and line, and the config line" \
+	grep -q "fail.conf:[0-9]*: .*cannot load $T/bad-db/broken.ndb:1: Malformed database" "$T/fail.log"
 sva_fails "database = \"$DB\"; max_file_size = \"lots\";"; rc=$?
 check "bad limit: epsec-sva exits 78, got $rc" test "$rc" -eq 78
 check "bad limit: file:line and key in the message" grep -q 'fail.conf:[0-9]*: .*max_file_size' "$T/fail.log"

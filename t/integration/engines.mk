@@ -28,13 +28,14 @@ endif
 
 # Through the whole chain (each skips, exit 77, when its engine is not built
 # or the reference command is missing).
-ENGINE_INTEGRATION_TESTS = t/integration/engines-clamav.sh t/integration/engines-yara.sh
+ENGINE_INTEGRATION_TESTS = t/integration/engines-clamav.sh t/integration/engines-yara.sh \
+	t/integration/engines-yara-files.sh
 TESTS += $(ENGINE_INTEGRATION_TESTS)
 EXTRA_DIST += $(ENGINE_INTEGRATION_TESTS)
 
 # make bench: the engines through the chain against their libraries used
 # directly (t/bench/clamdirect) and the yara command.
-BENCH_RUNNERS += t/bench/engines.sh
+BENCH_RUNNERS += t/bench/engines.sh t/bench/yara-bytes.sh
 if BUILD_PLUGIN_CLAMAV
 noinst_PROGRAMS += t/bench/clamdirect
 t_bench_clamdirect_SOURCES = t/bench/clamdirect.c
