@@ -29,7 +29,7 @@ endif
 # Through the whole chain (each skips, exit 77, when its engine is not built
 # or the reference command is missing).
 ENGINE_INTEGRATION_TESTS = t/integration/engines-clamav.sh t/integration/engines-yara.sh \
-	t/integration/engines-yara-files.sh
+	t/integration/engines-yara-files.sh t/integration/engines-yara-timeout.sh
 TESTS += $(ENGINE_INTEGRATION_TESTS)
 EXTRA_DIST += $(ENGINE_INTEGRATION_TESTS)
 

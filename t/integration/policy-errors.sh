@@ -17,9 +17,10 @@ TIMEOUT_MS=700
 for f in err-1 err-2 dl-1 clean.txt; do echo "$f" >"$P/$f"; done
 
 # err*: the engine fails at once; dl*: it would take 10 s, far past the
-# opener's deadline; long*: a 4 s scan that finds something.
+# opener's deadline; long*: an 11 s scan (longer than the mux's old fixed
+# 10 s) that finds something.
 ENGINES="$(slow_engine err 0 error), $(slow_engine dl 10000), \
-{ plugin = \"$SLOW_PLUGIN\"; action = \"delete\"; options = { match = \"long\"; sleep_ms = 4000; result = \"found\"; }; }"
+{ plugin = \"$SLOW_PLUGIN\"; action = \"delete\"; options = { match = \"long\"; sleep_ms = 11000; result = \"found\"; }; }"
 
 run_chain() { # run_chain ON_ERROR
 	stop_daemons
@@ -81,11 +82,11 @@ check "  the engine stopped at the deadline: the SVA's error within 2 s" \
 	wait_until 2 sh -c "[ \$('$CTL' -s '$T/run/epsec-sva.ctl' status --json | jq '.[].counters.errors') -gt $e0 ]"
 check "  with the reason" grep -q "dl-1: not scanned: test_slow: scan stopped at its deadline" "$T/sva.log"
 
-# 4. A close-after-write scan of 4 s with the mux's sva_timeout_ms at
+# 4. A close-after-write scan of 11 s with the mux's sva_timeout_ms at
 # 1.5 s: the SVA says it is working, nothing times out, the verdict acts.
 t0=$(date +%s%3N)
 echo "long scan" >"$P/long-1"
-check "a 4 s scan after a write deletes the file" wait_until 10 test ! -e "$P/long-1"
+check "an 11 s scan after a write deletes the file" wait_until 20 test ! -e "$P/long-1"
 note "deleted $(( $(date +%s%3N) - t0 )) ms after the write"
 check "  the mux timed nothing out" sh -c "! grep -q 'said nothing about' '$T/mux.log'"
 t1=$(( $(vc timeouts) + $(vc engine_errors) ))
