@@ -666,6 +666,31 @@ static bool sva_read(struct mux_conn *pc, epsec_msg *m)
 	return true;
 }
 
+static bool answered_before(const struct mux_conn *pc, uint64_t id)
+{
+	for (unsigned i = 0; i < MUX_ANSWERED_KEPT; i++)
+		if (pc->answered[i] == id)
+			return true;
+	return false;
+}
+
+static void note_answered(struct mux_conn *pc, uint64_t id)
+{
+	pc->answered[pc->answered_next++ % MUX_ANSWERED_KEPT] = id;
+}
+
+/* A second answer to an event it answered lately: a slip an honest SVA
+ * can make (a retry after a stall); only the first answer counts. */
+static void duplicate_verdict(struct mux_conn *pc, uint64_t id)
+{
+	pc->duplicates++;
+	pc->mux->counters.duplicates++;
+	if ((pc->duplicates & (pc->duplicates - 1)) == 0)
+		EPSEC_WARN("sva %s answered event %llu twice (%llu so far): the second answer "
+			   "is dropped", pc->id, (unsigned long long)id,
+			   (unsigned long long)pc->duplicates);
+}
+
 static bool sva_verdict(struct mux_conn *pc, epsec_msg *m)
 {
 	struct mux *mx = pc->mux;
@@ -674,11 +699,17 @@ static bool sva_verdict(struct mux_conn *pc, epsec_msg *m)
 	uint64_t recv_us;
 	int rc = mux_route_sva_ref(mx->route, &pc->route, m->verdict->req_id, &e);
 
+	if (rc < 0 && answered_before(pc, m->verdict->req_id)) {
+		duplicate_verdict(pc, m->verdict->req_id);
+		epsec_msg_free(m);
+		return true;
+	}
 	if (rc < 0) {
 		epsec_msg_free(m);
 		violation(pc, EPROTO, "VERDICT for an event it does not hold");
 		return false;
 	}
+	note_answered(pc, m->verdict->req_id);
 	if (rc == 1) {
 		mux_route_sva_done(mx->route, e);
 		epsec_msg_free(m);

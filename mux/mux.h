@@ -33,6 +33,8 @@ struct mux_endpoint {
 	struct epsec_listener *listener;
 };
 
+#define MUX_ANSWERED_KEPT 512
+
 struct mux_conn {
 	struct mux *mux;
 	struct epsec_conn *conn;
@@ -53,12 +55,18 @@ struct mux_conn {
 	bool log_failed;         /* opening it failed (said once) */
 	struct mux_peer route;
 	struct mux_list link;    /* in mux->agents or mux->svas once welcomed */
+	/* SVA: the ids it answered last, so that answering one twice costs
+	 * the second answer (counted), not the connection. */
+	uint64_t answered[MUX_ANSWERED_KEPT];
+	unsigned answered_next;
+	uint64_t duplicates;
 };
 
 struct mux_counters {
 	uint64_t events, verdicts, errors, redispatched, rejected, undelivered;
 	uint64_t fds_passed;     /* EVENTs given an SVA with the file's fd */
 	uint64_t fds_refused;    /* fds closed on arrival: too many held */
+	uint64_t duplicates;     /* second VERDICTs for one event, dropped */
 };
 
 struct mux {

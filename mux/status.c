@@ -116,6 +116,7 @@ static struct json_object *counters_status(const struct mux *mx)
 	add_u64(o, "undelivered", mx->counters.undelivered);
 	add_u64(o, "fds_passed", mx->counters.fds_passed);
 	add_u64(o, "fds_refused", mx->counters.fds_refused);
+	add_u64(o, "duplicates", mx->counters.duplicates);
 	return o;
 }
 

@@ -318,6 +318,68 @@ static void test_timeout(void **state)
 	peer_free(s);
 }
 
+static void send_working(struct peer *p, uint64_t id)
+{
+	Epsec__Envelope env = EPSEC__ENVELOPE__INIT;
+	Epsec__Working w = EPSEC__WORKING__INIT;
+
+	w.n_req_ids = 1;
+	w.req_ids = &id;
+	env.body_case = EPSEC__ENVELOPE__BODY_WORKING;
+	env.working = &w;
+	send_env(p, &env);
+}
+
+/* An SVA that says WORKING is never timed out, however long it takes:
+ * 3 s of scanning with sva_timeout_ms at 1.5 s. */
+static void test_working_keeps_alive(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *a = peer_new(), *s = peer_new();
+	uint64_t id;
+
+	join(a, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-1");
+	join(s, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1");
+	send_event(a, 31, "/srv/long");
+	id = expect_event(s, "/srv/long");
+	for (int i = 0; i < 6; i++) {
+		send_working(s, id);
+		send_working(s, id + 1000); /* not its event: ignored, no violation */
+		pump(NULL, NULL, 500);
+		assert_int_equal(a->n, 0);
+	}
+	send_verdict(s, id, EPSEC__ACTION__ACTION_DENY);
+	expect_verdict(a, 31, EPSEC__ACTION__ACTION_DENY);
+	assert_int_equal(status_counter(ch, "rejected"), 0);
+	peer_free(a);
+	peer_free(s);
+}
+
+/* A second answer to one event costs only that answer: the agent hears
+ * the first, the SVA keeps its link and is served on; counted. */
+static void test_duplicate_verdict(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *a = peer_new(), *s = peer_new();
+	uint64_t id;
+
+	join(a, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-1");
+	join(s, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1");
+	send_event(a, 41, "/srv/twice");
+	id = expect_event(s, "/srv/twice");
+	send_verdict(s, id, EPSEC__ACTION__ACTION_ALLOW);
+	send_verdict(s, id, EPSEC__ACTION__ACTION_DELETE);
+	expect_verdict(a, 41, EPSEC__ACTION__ACTION_ALLOW);
+	expect_quiet(a);
+	send_event(a, 42, "/srv/after");
+	send_verdict(s, expect_event(s, "/srv/after"), EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(a, 42, EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(status_counter(ch, "duplicates"), 1);
+	assert_int_equal(status_counter(ch, "rejected"), 0);
+	peer_free(a);
+	peer_free(s);
+}
+
 /* The agent left: the SVA's READ is refused with DATA error, its VERDICT
  * dropped, and the SVA stays. */
 static void test_agent_gone(void **state)
@@ -431,6 +493,8 @@ int main(void)
 		T(test_wrong_role),
 		T(test_redispatch),
 		T(test_timeout),
+		T(test_working_keeps_alive),
+		T(test_duplicate_verdict),
 		T(test_agent_gone),
 		T(test_agent_log),
 		T(test_status),
