@@ -28,7 +28,8 @@ struct sva_settings {
 
 /* Who epsec-sva becomes once its plugins and sockets are open. */
 struct sva_user {
-	bool drop;     /* false: not root, no such default user, or "root" */
+	bool drop;     /* false: not root, or user = "root" */
+	bool numeric;  /* no account by that name: ids only, no groups */
 	char name[64]; /* who it runs as once started (status) */
 	uid_t uid;
 	gid_t gid;

@@ -18,6 +18,10 @@
 
 #define EPSEC_LOG_SRC "sva"
 #define DEFAULT_USER "epsec"
+/* Without an epsec account: the system's unprivileged user, or its
+ * customary ids when even that is missing. Never root by default. */
+#define FALLBACK_USER "nobody"
+#define FALLBACK_ID 65534
 
 void sva_no_new_privs(void)
 {
@@ -64,6 +68,26 @@ static int stay(struct sva_user *u)
 	return 0;
 }
 
+/* No user configured and no epsec account (a build run from the source
+ * tree, a package not installed): not root, whatever else is missing. */
+static int fall_back(struct sva_user *u)
+{
+	int r = lookup(FALLBACK_USER, u);
+
+	if (r < 0 || u->uid == 0) {
+		memset(u, 0, sizeof(*u));
+		snprintf(u->name, sizeof(u->name), "uid %d", FALLBACK_ID);
+		u->uid = FALLBACK_ID;
+		u->gid = FALLBACK_ID;
+		u->numeric = true;
+	}
+	EPSEC_WARN("there is no user \"%s\": running as %s (uid %u, gid %u) instead of root "
+		     "(create the user, or name one with user = \"...\")", DEFAULT_USER, u->name,
+		     (unsigned)u->uid, (unsigned)u->gid);
+	u->drop = true;
+	return 0;
+}
+
 int sva_user_resolve(const char *name, const config_setting_t *where, struct sva_user *u)
 {
 	const char *want = name ? name : DEFAULT_USER;
@@ -75,14 +99,8 @@ int sva_user_resolve(const char *name, const config_setting_t *where, struct sva
 		return 0;
 	}
 	r = lookup(want, u);
-	if (r == -ENOENT && !name) {
-		/* A build run from the source tree has no such user: keep
-		 * working, but say so every start. */
-		EPSEC_WARN("running as root: there is no user \"%s\" (create it, or name another "
-			   "with user = \"...\"; user = \"root\" keeps root without this warning)",
-			   DEFAULT_USER);
-		return stay(u);
-	}
+	if (r == -ENOENT && !name)
+		return fall_back(u);
 	if (r < 0)
 		return epsec_conf_error(where, "no user \"%s\" on this system%s%s", want,
 					r == -ENOENT ? "" : ": ", r == -ENOENT ? "" : strerror(-r));
@@ -104,7 +122,7 @@ int sva_user_drop(const struct sva_user *u)
 	/* The user's own supplementary groups: a group may be how it reads
 	 * the signature databases. */
 	step = "setgroups";
-	if (initgroups(u->name, u->gid) < 0)
+	if (u->numeric ? setgroups(0, NULL) < 0 : initgroups(u->name, u->gid) < 0)
 		goto fail;
 	step = "setgid";
 	if (setresgid(u->gid, u->gid, u->gid) < 0)

@@ -24,6 +24,7 @@ id = "real-sva";
 control = "$T/run/epsec-sva.ctl";
 mux = "$SVA_URI";
 workers = 2;
+user = "root";   # the test's sockets and files are root's alone
 engine = ( { plugin = "eicar"; action = "delete"; } );
 EOC
 start sva "$SVA" -f -c "$T/run/epsec-sva.conf"

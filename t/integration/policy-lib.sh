@@ -26,6 +26,7 @@ id = "test-sva";
 control = "$T/run/epsec-sva.ctl";
 mux = "unix://$T/run/sva.sock";
 workers = 8;
+user = "root";   # the test's sockets and files are root's alone
 engine = ( $2 );
 EOC
 	{

@@ -34,6 +34,8 @@ EOC
 
 # sva_config ENGINES [MORE SETTINGS]: ENGINES is the body of `engine = (...)`.
 sva_config() {
+	# The test's sockets and files are root's alone: root, unless told.
+	local extra=${2:-'user = "root";'}
 	cat >"$T/run/epsec-sva.conf" <<EOC
 DEBUG_LEVEL = 6;
 DEBUG_DEST = 3;
@@ -41,7 +43,7 @@ id = "sdk-sva";
 control = "$T/run/epsec-sva.ctl";
 mux = "tcp://127.0.0.1:$SVA_PORT";
 workers = 3;
-${2:-}
+$extra
 engine = (
 $1
 );

@@ -87,15 +87,16 @@ check "... and says so in status" jqe '.user == "root"' < <(sva_status)
 check "... without the warning" sh -c "! grep -q 'running as root' '$T/sva.log'"
 stop_daemons
 
-sva_config "$engines"
+sva_config "$engines" "# no user setting"
 start_mux_sva || exit 1
 if getent passwd epsec >/dev/null; then
 	check "no user setting: the epsec user" \
 		test "$(proc_field "$PID_sva" Uid | cut -d' ' -f2)" = "$(id -u epsec)"
 else
-	check "no user setting, no epsec user: stays root" \
-		test "$(proc_field "$PID_sva" Uid | cut -d' ' -f2)" = 0
-	check "... and warns once" test "$(grep -c 'running as root: there is no user "epsec"' "$T/sva.log")" = 1
+	check "no user setting, no epsec user: never root, nobody's ids" \
+		test "$(proc_field "$PID_sva" Uid | cut -d' ' -f2)" = "$(id -u nobody)"
+	check "... and says which, once" \
+		test "$(grep -c 'there is no user "epsec": running as nobody' "$T/sva.log")" = 1
 fi
 
 finish
