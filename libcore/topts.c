@@ -5,6 +5,7 @@
 #include "topts.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,9 +132,61 @@ static int apply_one(const config_setting_t *group, const config_setting_t *s,
 	return ret;
 }
 
+/* ------------------------------------------------------------ secure by default */
+
+/* A tcp:// link is authenticated by CURVE (the listener's secret key, the
+ * connecting side's key pair); without it any local user, or any host
+ * that reaches the port, could join as a peer. Only an explicit, loudly
+ * named insecure_plaintext = true; accepts that. */
+static bool tcp_authenticated(const config_setting_t *tcp)
+{
+	int plain = 0;
+
+	if (!tcp)
+		return false;
+	if (config_setting_get_member(tcp, "curve_secret_key") ||
+	    config_setting_get_member(tcp, "curve_key"))
+		return true;
+	return config_setting_lookup_bool(tcp, "insecure_plaintext", &plain) == CONFIG_TRUE &&
+	       plain;
+}
+
+static int check_tcp(const config_setting_t *group, const struct epsec_conf_key *key)
+{
+	const config_setting_t *uris = config_setting_get_member(group, key->name), *opts, *tcp;
+	char name[128];
+	const char *uri;
+
+	snprintf(name, sizeof(name), "%s%s", key->name, SUFFIX);
+	opts = config_setting_get_member(group, name);
+	tcp = opts && config_setting_is_group(opts) ? config_setting_get_member(opts, "tcp") : NULL;
+	for (int i = 0; (uri = uri_at(uris, i)); i++)
+		if (has_scheme(uri, "tcp") && !tcp_authenticated(tcp))
+			return epsec_conf_error(uris, "%s is not authenticated: any local user or host "
+						"could join as a peer; give it CURVE keys in "
+						"%s = { tcp = { ... }; } (epsecctl keygen, "
+						"doc/transports.md), or write insecure_plaintext = "
+						"true; there to accept that", uri, name);
+	return 0;
+}
+
+static int check_all_tcp(const config_setting_t *group, const struct epsec_conf_key *schema)
+{
+	int r, ret = 0;
+
+	for (; schema->name; schema++) {
+		if (!is_uri_key(schema))
+			continue;
+		r = check_tcp(group, schema);
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	return ret;
+}
+
 int epsec_topts_apply(const config_setting_t *group, const struct epsec_conf_key *schema)
 {
-	int i, n = config_setting_length(group), r, ret = 0;
+	int i, n = config_setting_length(group), r, ret = check_all_tcp(group, schema);
 
 	for (i = 0; i < n; i++) {
 		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);

@@ -271,7 +271,8 @@ static int parse_allowed(const struct epsec_host *host, const config_setting_t *
 int curve_server_opts(const struct epsec_host *host, const config_setting_t *opts,
 		      struct curve_server *out)
 {
-	static const char *const keys[] = { "curve_secret_key", "curve_allowed_keys", NULL };
+	static const char *const keys[] = { "curve_secret_key", "curve_allowed_keys",
+					    "insecure_plaintext", NULL };
 	const config_setting_t *sk = opts ? config_setting_get_member(opts, keys[0]) : NULL;
 	const config_setting_t *ak = opts ? config_setting_get_member(opts, keys[1]) : NULL;
 	char pub[CURVE_Z85 + 1];
@@ -324,7 +325,8 @@ static int client_keys(const struct epsec_host *host, const config_setting_t *sk
 int curve_client_opts(const struct epsec_host *host, const config_setting_t *opts,
 		      struct curve_client *out)
 {
-	static const char *const keys[] = { "curve_server_key", "curve_key", NULL };
+	static const char *const keys[] = { "curve_server_key", "curve_key", "insecure_plaintext",
+					    NULL };
 	const config_setting_t *sk = opts ? config_setting_get_member(opts, keys[0]) : NULL;
 	const config_setting_t *ck = opts ? config_setting_get_member(opts, keys[1]) : NULL;
 	int r = host->conf_check_keys(opts, keys);

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,16 +155,67 @@ static struct sockfile *sockfile_new(const char *path)
 	return sf;
 }
 
+static int allow_add(struct epsec_allow *allow, long long uid)
+{
+	long long *v = realloc(allow->v, (allow->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	v[allow->n++] = uid;
+	allow->v = v;
+	return 0;
+}
+
+static long long uid_of(const char *name)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (getpwnam_r(name, &pw, buf, sizeof(buf), &found) != 0 || !found)
+		return -1;
+	return (long long)pw.pw_uid;
+}
+
+/* allow_users: account names, resolved when the socket is made, beside
+ * allow_uids. A name with no account is skipped and said; the list
+ * never turns into "everyone" because of it (uid -1 is nobody's). */
+static int allow_users(const struct epsec_host *host, const config_setting_t *opts,
+		       struct epsec_allow *allow)
+{
+	const config_setting_t *s = opts ? config_setting_get_member(opts, "allow_users") : NULL;
+	char **names;
+	size_t n;
+	int r;
+
+	if (!s)
+		return 0;
+	if ((r = host->conf_strlist(s, "user names", &names, &n)))
+		return r;
+	for (size_t i = 0; i < n && !r; i++) {
+		long long uid = uid_of(names[i]);
+
+		if (uid < 0)
+			host->log(EPSEC_LOG_INFO, "unix", "allow_users: no user \"%s\" here; skipped",
+				  names[i]);
+		else
+			r = allow_add(allow, uid);
+	}
+	free(names);
+	return r ? r : allow_add(allow, -1);
+}
+
 static int listen_opts(const struct epsec_host *host, const config_setting_t *opts, int *mode,
 		       struct epsec_allow *allow)
 {
-	static const char *const keys[] = { "mode", "allow_uids", NULL };
+	static const char *const keys[] = { "mode", "allow_uids", "allow_users", NULL };
 	int r = host->conf_check_keys(opts, keys);
 
 	if (!r)
 		r = parse_mode(host, opts, mode);
 	if (!r)
 		r = epsec_allow_parse(host, opts, "allow_uids", 0, UINT32_MAX - 1, allow);
+	if (!r)
+		r = allow_users(host, opts, allow);
 	return r;
 }
 

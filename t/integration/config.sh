@@ -50,6 +50,36 @@ mux = "tcp://127.0.0.1";
 EOC
 expect_conf_error "$VSEP" "$T/uri.conf" 3 mux
 
+# Secure by default: a tcp:// endpoint without CURVE keys is refused by
+# every daemon, at the URI's line, unless insecure_plaintext says so.
+cat >"$T/plain-mux.conf" <<'EOC'
+agents = [ "unix:///tmp/m.sock" ];
+svas = [ "tcp://127.0.0.1:48652" ];
+EOC
+expect_conf_error "$MUX" "$T/plain-mux.conf" 2 svas
+out=$(timeout 10 "$MUX" -f -c "$T/plain-mux.conf" 2>&1)
+check "epsec-mux: an unauthenticated tcp:// endpoint is refused, saying what to do" \
+	grep -q "tcp://127.0.0.1:48652 is not authenticated: any local user or host could join as a peer.*insecure_plaintext" <<<"$out"
+cat >"$T/plain-sva.conf" <<'EOC'
+mux = "tcp://127.0.0.1:48652";
+engine = ( { plugin = "eicar"; action = "deny"; } );
+EOC
+expect_conf_error "$SVA" "$T/plain-sva.conf" 1 mux
+cat >"$T/plain-vsep.conf" <<'EOC'
+protect = [ "/tmp" ];
+mux = "tcp://127.0.0.1:48652";
+EOC
+expect_conf_error "$VSEP" "$T/plain-vsep.conf" 2 mux
+cat >"$T/plain-optout.conf" <<EOC
+agents = [ "unix://$T/optout.sock" ];
+svas = [ "tcp://127.0.0.1:$(free_port)" ];
+svas_options = { tcp = { insecure_plaintext = true; }; };
+control = "$T/optout.ctl";
+EOC
+timeout 2 "$MUX" -f -c "$T/plain-optout.conf" >"$T/optout.log" 2>&1; rc=$?
+check "insecure_plaintext = true: the operator's explicit opt-out starts (rc $rc: killed by timeout)" \
+	test "$rc" -eq 124
+
 cat >"$T/policy.conf" <<'EOC'
 mux = "unix:///tmp/x.sock";
 protect = [ "/tmp" ];
@@ -76,7 +106,7 @@ EOC
 expect_conf_error "$MUX" "$T/mux-unknown.conf" 3 listen_everywhere
 
 cat >"$T/sva-action.conf" <<'EOC'
-mux = "tcp://127.0.0.1:48652";
+mux = "unix:///tmp/epsec-none.sock";
 engine = (
   { plugin = "eicar";
     action = "explode"; }
@@ -88,7 +118,7 @@ check "epsec-sva bad engine action names line 4 and the key" \
 	grep -qE "$T/sva-action.conf:4: engine[^:]*action:" <<<"$out"
 
 cat >"$T/sva-plugin.conf" <<'EOC'
-mux = "tcp://127.0.0.1:48652";
+mux = "unix:///tmp/epsec-none.sock";
 engine = ( { plugin = "no-such-engine"; action = "deny"; } );
 EOC
 out=$(timeout 10 "$SVA" -f -c "$T/sva-plugin.conf" 2>&1); rc=$?

@@ -104,6 +104,16 @@ wait_until() {
 agent_connected() { status_json | jq -e '.vsep.mux.connected == true' >/dev/null; }
 mux_has_sva() { status_json | jq -e '(.["epsec-mux"].svas | length) >= 1' >/dev/null; }
 
+# plaintext KEY URI...: "KEY_options = { tcp = { insecure_plaintext = true; }; };"
+# when a URI is tcp:// (the daemons refuse unauthenticated tcp otherwise;
+# these tests run on the loopback of their own machine).
+plaintext() {
+	local key=$1 u; shift
+	for u in "$@"; do
+		case $u in tcp://*) echo "${key}_options = { tcp = { insecure_plaintext = true; }; };"; return;; esac
+	done
+}
+
 # write_configs AGENT_URI SVA_URI PROTECT_DIR INLINE_BYTES
 write_configs() {
 	cat >"$T/run/epsec-mux.conf" <<EOC
@@ -113,6 +123,8 @@ id = "test-mux";
 control = "$T/run/epsec-mux.ctl";
 agents = [ "$1" ];
 svas = [ "$2" ];
+$(plaintext agents "$1")
+$(plaintext svas "$2")
 agent_log_dir = "$T/run/agents";
 sva_timeout_ms = 3000;
 EOC
@@ -123,6 +135,7 @@ id = "test-sva";
 user = "root";
 control = "$T/run/epsec-sva.ctl";
 mux = "$2";
+$(plaintext mux "$2")
 workers = 2;
 engine = ( { plugin = "eicar"; action = "delete"; } );
 EOC
@@ -133,6 +146,7 @@ id = "test-agent";
 control = "$T/run/vsep.ctl";
 state_dir = "$T/state";
 mux = "$1";
+$(plaintext mux "$1")
 protect = [ "$3" ];
 scan_timeout_ms = 2000;
 on_timeout = "allow";

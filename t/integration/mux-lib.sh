@@ -27,6 +27,8 @@ id = "test-mux";
 control = "$T/run/epsec-mux.ctl";
 agents = [ "$AGENT_UNIX", "$AGENT_TCP" ];
 svas = [ "$SVA_URI" ];
+$(plaintext agents "$AGENT_TCP")
+$(plaintext svas "$SVA_URI")
 agent_log_dir = "$T/run/agents";
 sva_timeout_ms = ${SVA_TIMEOUT_MS:-5000};
 $*

@@ -27,6 +27,7 @@ id = "sdk-mux";
 control = "$T/run/epsec-mux.ctl";
 agents = [ "$MUX_AGENTS" ];
 svas = [ "tcp://127.0.0.1:$SVA_PORT" ];
+svas_options = { tcp = { insecure_plaintext = true; }; };
 agent_log_dir = "$T/run/agents";
 ${MUX_EXTRA:-}
 EOC
@@ -35,13 +36,15 @@ EOC
 # sva_config ENGINES [MORE SETTINGS]: ENGINES is the body of `engine = (...)`.
 sva_config() {
 	# The test's sockets and files are root's alone: root, unless told.
-	local extra=${2:-'user = "root";'}
+	local extra="user = \"root\"; ${2:-}"
+	case ${2:-} in *"user ="* | "# no user setting") extra=$2 ;; esac
 	cat >"$T/run/epsec-sva.conf" <<EOC
 DEBUG_LEVEL = 6;
 DEBUG_DEST = 3;
 id = "sdk-sva";
 control = "$T/run/epsec-sva.ctl";
 mux = "tcp://127.0.0.1:$SVA_PORT";
+mux_options = { tcp = { insecure_plaintext = true; }; };
 workers = 3;
 $extra
 engine = (
