@@ -256,7 +256,8 @@ static void on_verdict(const Epsec__Verdict *v)
 			  (unsigned long long)v->req_id);
 }
 
-/* ETIMEDOUT: the SVA was too slow (on_timeout); anything else means no
+/* ETIMEDOUT: the SVA was too slow (on_timeout); ENOBUFS: this agent holds
+ * all the mux takes of one agent (on_overload); anything else means no
  * scanner could take it (on_disconnect). */
 static void on_error(const Epsec__Error *e)
 {
@@ -269,6 +270,8 @@ static void on_error(const Epsec__Error *e)
 	}
 	if (e->code == ETIMEDOUT)
 		o.why = VSEP_WHY_TIMEOUT;
+	else if (e->code == ENOBUFS)
+		o.why = VSEP_WHY_OVERLOAD; /* we hold too much in the mux */
 	o.action = policy_action(o.why);
 	vsep_held_resolve(e->req_id, &o);
 	EPSEC_DBG("req %llu: error %u from mux", (unsigned long long)e->req_id, e->code);

@@ -171,23 +171,53 @@ static int wire_clean(const ProtobufCMessageDescriptor *d, const uint8_t *p, siz
 	return 0;
 }
 
+/* Strings a peer names itself and its files with are short: one peer
+ * must not make everyone's status (or the mux's memory) huge. */
+static int check_len(const char *what, const char *s, size_t max)
+{
+	size_t n = s ? strnlen(s, max + 1) : 0;
+
+	return n > max ? refuse(-EBADMSG, "%s longer than %zu bytes", what, max) : 0;
+}
+
+static int check_list(const char *what, char *const *v, size_t n, size_t max_n, size_t max_len)
+{
+	int r = 0;
+
+	if (n > max_n)
+		return refuse(-EBADMSG, "%s: %zu entries, at most %zu", what, n, max_n);
+	for (size_t i = 0; i < n && !r; i++)
+		r = check_len(what, v[i], max_len);
+	return r;
+}
+
 static int check_hello(const Epsec__Hello *h)
 {
+	int r;
+
 	if (h->role <= EPSEC__ROLE__ROLE_NONE || h->role > EPSEC__ROLE__ROLE_CTL)
 		return refuse(-EBADMSG, "HELLO role %d invalid", (int)h->role);
 	if (h->version_min > h->version_max)
 		return refuse(-EBADMSG, "HELLO version range %u..%u empty", h->version_min,
 			      h->version_max);
-	return 0;
+	if ((r = check_len("HELLO id", h->id, EPSEC_ID_MAX)) ||
+	    (r = check_len("HELLO build", h->build, EPSEC_ID_MAX)) ||
+	    (r = check_list("HELLO capabilities", h->capabilities, h->n_capabilities, 32, 64)))
+		return r;
+	return check_list("HELLO engines", h->engines, h->n_engines, 64, EPSEC_ID_MAX);
 }
 
 static int check_event(const Epsec__Event *e)
 {
+	int r;
+
 	if (!e->req_id)
 		return refuse(-EBADMSG, "EVENT req_id 0");
 	if (e->kind <= EPSEC__EVENT_KIND__KIND_NONE || e->kind > EPSEC__EVENT_KIND__KIND_ONDEMAND)
 		return refuse(-EBADMSG, "EVENT kind %d invalid", (int)e->kind);
-	return 0;
+	if ((r = check_len("EVENT path", e->path, EPSEC_PATH_MAX)))
+		return r;
+	return check_len("EVENT exe", e->exe, EPSEC_PATH_MAX);
 }
 
 static int check_read(const Epsec__Read *r)
@@ -240,7 +270,9 @@ static int check_body(const epsec_msg *m)
 	case EPSEC__ENVELOPE__BODY_ERROR:
 		return m->error->code ? 0 : refuse(-EBADMSG, "ERROR code 0");
 	case EPSEC__ENVELOPE__BODY_LOG:
-		return m->log->level <= 7 ? 0 : refuse(-EBADMSG, "LOG level %u", m->log->level);
+		if (m->log->level > 7)
+			return refuse(-EBADMSG, "LOG level %u", m->log->level);
+		return check_len("LOG text", m->log->text, EPSEC_LOG_TEXT_MAX);
 	case EPSEC__ENVELOPE__BODY_GENERATION:
 		return m->generation->generation ? 0 : refuse(-EBADMSG, "GENERATION 0");
 	default:

@@ -14,6 +14,11 @@ typedef Epsec__Envelope epsec_msg;
 
 /* Largest READ length (and DATA payload) a peer may ask for or send. */
 #define EPSEC_READ_MAX (1024u * 1024u)
+/* Longest names a peer may give: HELLO id, build, engine names; a file's
+ * path and executable; one LOG line. Longer is malformed. */
+#define EPSEC_ID_MAX 255u
+#define EPSEC_PATH_MAX 4096u
+#define EPSEC_LOG_TEXT_MAX 4096u
 
 /* HELLO/WELCOME capability: this peer passes and takes file descriptors
  * with EVENTs (Event.local_fd) on links that can carry them. */

@@ -37,6 +37,9 @@ static const struct epsec_conf_key schema[] = {
 	KEY("peer_timeout_ms", EPSEC_CONF_INT, false, peer_timeout_ms, 300, 600000),
 	KEY("sva_window", EPSEC_CONF_INT, false, sva_window, 1, 900),
 	KEY("pass_fds", EPSEC_CONF_BOOL, false, pass_fds, 0, 0),
+	KEY("agent_max_events", EPSEC_CONF_INT, false, agent_max_events, 1, 1 << 24),
+	KEY("agent_max_inline", EPSEC_CONF_SIZE, false, agent_max_inline, 0, 0),
+	KEY("agent_log_rate", EPSEC_CONF_INT, false, agent_log_rate, 1, 1000000),
 	{ NULL, 0, false, 0, 0, 0, NULL },
 };
 
@@ -53,6 +56,9 @@ static void defaults(struct mux_settings *set)
 	set->peer_timeout_ms = 3000;
 	set->sva_window = 256;
 	set->pass_fds = true;
+	set->agent_max_events = 8192;
+	set->agent_max_inline = 64 << 20;
+	set->agent_log_rate = 200;
 }
 
 /* The control socket's directory (/run/epsec) may not exist after boot. */

@@ -109,6 +109,8 @@ struct payload {
 	epsec_msg *m;
 	int fd;
 	size_t *fds_held; /* the mux's count of such fds */
+	size_t *inline_held; /* its agent's count of inline bytes */
+	size_t inline_len;
 };
 
 static void payload_close_fd(struct payload *p)
@@ -125,6 +127,7 @@ static void free_payload(void *arg)
 	struct payload *p = arg;
 
 	payload_close_fd(p);
+	*p->inline_held -= p->inline_len;
 	epsec_msg_free(p->m);
 	free(p);
 }
@@ -348,6 +351,25 @@ static void on_close(struct epsec_conn *c, int reason, void *arg)
 /* ------------------------------------------------------------ HELLO */
 
 /* NULL when acceptable, else why not (and the ERROR code). */
+/* An agent's id names its host log and its line in status: one live
+ * connection per id, so nobody can write into another agent's log or
+ * pass for it while it is connected. A restarted agent whose old link is
+ * not yet known dead retries, and gets in once peer_timeout_ms drops it. */
+static bool agent_id_taken(const struct mux_conn *pc)
+{
+	const struct mux *mx = pc->mux;
+
+	for (const struct mux_list *n = mx->agents.next; n != &mx->agents; n = n->next) {
+		const struct mux_conn *other = MUX_CONTAINER(n, struct mux_conn, link);
+
+		if (other != pc && !other->rejected && !strcmp(other->id, pc->id)) {
+			pc->mux->counters.id_taken++;
+			return true;
+		}
+	}
+	return false;
+}
+
 static const char *check_hello(const struct mux_conn *pc, const Epsec__Hello *h,
 			       uint32_t *code, uint32_t *version)
 {
@@ -363,6 +385,9 @@ static const char *check_hello(const struct mux_conn *pc, const Epsec__Hello *h,
 	*code = EPROTONOSUPPORT;
 	if (lo > hi)
 		return "no protocol version in common";
+	*code = EADDRINUSE;
+	if (!pc->route.is_sva && agent_id_taken(pc))
+		return "an agent with this id is connected already";
 	*version = hi;
 	return NULL;
 }
@@ -520,20 +545,58 @@ static void on_hello(struct mux_conn *pc, const Epsec__Hello *h)
 
 /* ------------------------------------------------------------ agents */
 
+static size_t inline_len(const epsec_msg *m)
+{
+	return m->event->has_inline_data ? m->event->inline_data.len : 0;
+}
+
+/* What one agent may hold in the mux (events waiting for an SVA or its
+ * verdict, and their inline bytes): past it, its new EVENTs are refused
+ * with ERROR ENOBUFS (its on_overload) and counted, and everyone else is
+ * served as before. */
+static bool over_limit(struct mux_conn *pc, const epsec_msg *m)
+{
+	const struct mux_settings *set = pc->mux->set;
+
+	if (pc->route.in_flight < (size_t)set->agent_max_events &&
+	    pc->inline_held + inline_len(m) <= (uint64_t)set->agent_max_inline)
+		return false;
+	pc->over_limit++;
+	pc->mux->counters.over_limit++;
+	if ((pc->over_limit & (pc->over_limit - 1)) == 0)
+		EPSEC_WARN("agent %s holds %zu events and %zu inline bytes in the mux: its new "
+			   "events are refused (%llu so far; agent_max_events, agent_max_inline)",
+			   pc->id, pc->route.in_flight, pc->inline_held,
+			   (unsigned long long)pc->over_limit);
+	return true;
+}
+
 static void agent_event(struct mux_conn *pc, epsec_msg *m)
 {
 	struct mux *mx = pc->mux;
 	uint64_t req = m->event->req_id;
-	struct payload *p = malloc(sizeof(*p));
+	struct payload *p;
 	struct mux_event *e;
-	int rc = p ? 0 : -ENOMEM;
+	int rc;
 
 	pc->events++;
 	mx->counters.events++;
+	if (over_limit(pc, m)) {
+		payload_close_fd(&(struct payload){ .fd = payload_take_fd(mx, pc, m),
+						    .fds_held = &mx->fds_held });
+		epsec_msg_free(m);
+		answer_error(mx, pc->conn, req, ENOBUFS);
+		return;
+	}
+	p = malloc(sizeof(*p));
+	rc = p ? 0 : -ENOMEM;
 	if (p) {
 		p->m = m;
 		p->fds_held = &mx->fds_held;
 		p->fd = payload_take_fd(mx, pc, m);
+		p->inline_held = &pc->inline_held;
+		p->inline_len = inline_len(m);
+		pc->inline_held += p->inline_len;
 		rc = mux_route_submit(mx->route, &pc->route, req, p, mx->now_us / 1000, &e);
 	}
 	if (rc < 0) {
@@ -581,11 +644,41 @@ static void agent_data(struct mux_conn *pc, epsec_msg *m)
 }
 
 /* LOG lines of a peer (DEBUG_DEST=2) go to agent_log_dir/<its id>.log. */
+/* A token bucket per peer: agent_log_rate lines a second, bursts of ten
+ * seconds' worth; the rest is dropped and counted, so no peer can fill
+ * the disk or drown the others' lines. */
+static bool log_allowed(struct mux_conn *pc)
+{
+	uint64_t now = pc->mux->now_us / 1000;
+	double rate = pc->mux->set->agent_log_rate, burst = rate * 10;
+
+	if (!pc->log_refill_ms)
+		pc->log_tokens = burst;
+	else
+		pc->log_tokens += (double)(now - pc->log_refill_ms) * rate / 1000.0;
+	if (pc->log_tokens > burst)
+		pc->log_tokens = burst;
+	pc->log_refill_ms = now;
+	if (pc->log_tokens >= 1) {
+		pc->log_tokens -= 1;
+		return true;
+	}
+	pc->logs_dropped++;
+	pc->mux->counters.logs_dropped++;
+	if ((pc->logs_dropped & (pc->logs_dropped - 1)) == 0)
+		EPSEC_WARN("%s %s logs faster than agent_log_rate (%d lines/s): %llu line(s) "
+			   "dropped so far", role_word(pc), pc->id, pc->mux->set->agent_log_rate,
+			   (unsigned long long)pc->logs_dropped);
+	return false;
+}
+
 static void peer_log(struct mux_conn *pc, const Epsec__Log *l)
 {
 	const char *dir = pc->mux->set->agent_log_dir;
 	int rc;
 
+	if (!log_allowed(pc))
+		return;
 	if (pc->log_fd < 0 && !pc->log_failed) {
 		rc = mux_agentlog_open(dir, pc->id);
 		if (rc < 0) {

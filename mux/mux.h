@@ -23,6 +23,9 @@ struct mux_settings {
 	int peer_timeout_ms;     /* link liveness: PING after a third, drop after it */
 	int sva_window;          /* events one SVA may hold unanswered */
 	bool pass_fds;           /* offer fd passing on links that can */
+	int agent_max_events;    /* one agent's events in the mux at once */
+	int64_t agent_max_inline; /* and the inline bytes they hold */
+	int agent_log_rate;      /* LOG lines a second one agent may write */
 };
 
 /* One listening URI and the role its peers must have. */
@@ -60,6 +63,11 @@ struct mux_conn {
 	uint64_t answered[MUX_ANSWERED_KEPT];
 	unsigned answered_next;
 	uint64_t duplicates;
+	/* Agent: what it holds in the mux now, and what it was refused. */
+	size_t inline_held;
+	uint64_t over_limit;
+	double log_tokens;       /* LOG lines it may still write (a bucket) */
+	uint64_t log_refill_ms, logs_dropped;
 };
 
 struct mux_counters {
@@ -67,6 +75,9 @@ struct mux_counters {
 	uint64_t fds_passed;     /* EVENTs given an SVA with the file's fd */
 	uint64_t fds_refused;    /* fds closed on arrival: too many held */
 	uint64_t duplicates;     /* second VERDICTs for one event, dropped */
+	uint64_t over_limit;     /* EVENTs refused: their agent held too much */
+	uint64_t logs_dropped;   /* LOG lines over an agent's rate */
+	uint64_t id_taken;       /* HELLOs refused: that id is connected */
 };
 
 struct mux {

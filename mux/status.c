@@ -117,6 +117,9 @@ static struct json_object *counters_status(const struct mux *mx)
 	add_u64(o, "fds_passed", mx->counters.fds_passed);
 	add_u64(o, "fds_refused", mx->counters.fds_refused);
 	add_u64(o, "duplicates", mx->counters.duplicates);
+	add_u64(o, "over_limit", mx->counters.over_limit);
+	add_u64(o, "logs_dropped", mx->counters.logs_dropped);
+	add_u64(o, "id_taken", mx->counters.id_taken);
 	return o;
 }
 

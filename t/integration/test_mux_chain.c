@@ -10,7 +10,7 @@
 #include "mux_harness.h"
 
 /* Under WAIT_MS: test_timeout waits for the mux to give up on its SVA. */
-#define SVA_TIMEOUT "sva_timeout_ms = 1500;\n"
+#define SVA_TIMEOUT "sva_timeout_ms = 1500;\nagent_max_events = 64;\nagent_log_rate = 20;\n"
 
 /* ------------------------------------------------------------ messages */
 
@@ -439,6 +439,90 @@ static void test_agent_log(void **state)
 	peer_free(a);
 }
 
+static size_t lines_in(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+	int c;
+
+	if (!f)
+		return 0;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* One agent holding its agent_max_events (64) in the mux: its next ones are
+ * refused with ENOBUFS and counted; another agent is served as before. */
+static void test_agent_limits(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *greedy = peer_new(), *other = peer_new(), *s = peer_new();
+	char path[32];
+
+	join(greedy, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "greedy");
+	join(other, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "other");
+	join(s, ch->svas_uri, EPSEC__ROLE__ROLE_SVA, "sva-1");
+	for (uint64_t i = 1; i <= 70; i++) {
+		snprintf(path, sizeof(path), "/srv/g%llu", (unsigned long long)i);
+		send_event(greedy, i, path);
+	}
+	for (uint64_t i = 65; i <= 70; i++)
+		expect_error(greedy, i, ENOBUFS);
+	for (int i = 0; i < 64; i++)
+		epsec_msg_free(expect(s, EPSEC__ENVELOPE__BODY_EVENT));
+	send_event(other, 1, "/srv/o");
+	send_verdict(s, expect_event(s, "/srv/o"), EPSEC__ACTION__ACTION_ALLOW);
+	expect_verdict(other, 1, EPSEC__ACTION__ACTION_ALLOW);
+	assert_int_equal(status_counter(ch, "over_limit"), 6);
+	peer_free(greedy);
+	peer_free(other);
+	peer_free(s);
+}
+
+/* One live connection per agent id: a second HELLO with it is refused
+ * (ERROR EADDRINUSE, dropped) and cannot write into the first's log; once
+ * the first is gone the id is free again. */
+static void test_agent_id_taken(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *a = peer_new(), *impostor = peer_new(), *back = peer_new();
+
+	join(a, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-7");
+	peer_connect(impostor, ch->agents_uri);
+	send_hello(impostor, EPSEC__ROLE__ROLE_AGENT, "host-7", EPSEC_PROTO_VERSION_MIN,
+		   EPSEC_PROTO_VERSION_MAX, false);
+	expect_error(impostor, 0, EADDRINUSE);
+	assert_true(pump(is_closed, impostor, WAIT_MS));
+	assert_int_equal(status_counter(ch, "id_taken"), 1);
+	peer_free(a);
+	pump(NULL, NULL, 200);
+	join(back, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-7");
+	peer_free(impostor);
+	peer_free(back);
+}
+
+/* LOG lines past agent_log_rate (20/s, bursts of 200) are dropped and
+ * counted: no peer fills the disk. */
+static void test_agent_log_rate(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *a = peer_new();
+	char path[256];
+	size_t n;
+
+	join(a, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "chatty");
+	for (int i = 0; i < 1000; i++)
+		send_log(a, EPSEC_LOG_WARNING, "again and again");
+	pump(NULL, NULL, 500);
+	snprintf(path, sizeof(path), "%s/agents/chatty.log", ch->dir);
+	n = lines_in(path);
+	assert_true(n >= 200 && n <= 230);
+	assert_true(status_counter(ch, "logs_dropped") >= 770);
+	peer_free(a);
+}
+
 static void test_status(void **state)
 {
 	struct chain *ch = *state;
@@ -497,6 +581,9 @@ int main(void)
 		T(test_duplicate_verdict),
 		T(test_agent_gone),
 		T(test_agent_log),
+		T(test_agent_limits),
+		T(test_agent_id_taken),
+		T(test_agent_log_rate),
 		T(test_status),
 	};
 

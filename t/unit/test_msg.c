@@ -502,6 +502,53 @@ static void test_semantics(void **state)
 			 -EBADMSG);
 }
 
+/* Names are bounded: one peer must not make the mux's memory or everyone's
+ * status huge. The longest allowed passes, one byte more does not. */
+static char long_text[EPSEC_PATH_MAX + 2];
+
+static char *text_of(size_t n)
+{
+	memset(long_text, 'x', n);
+	long_text[n] = '\0';
+	return long_text;
+}
+
+static void hello_id_max(struct sample *s) { s->hello.id = text_of(EPSEC_ID_MAX); }
+static void hello_id_over(struct sample *s) { s->hello.id = text_of(EPSEC_ID_MAX + 1); }
+static void hello_build_over(struct sample *s) { s->hello.build = text_of(EPSEC_ID_MAX + 1); }
+static void hello_many_caps(struct sample *s)
+{
+	static char *caps33[33];
+
+	for (size_t i = 0; i < 33; i++)
+		caps33[i] = "fd";
+	s->hello.capabilities = caps33;
+	s->hello.n_capabilities = 33;
+}
+static void event_path_max(struct sample *s) { s->event.path = text_of(EPSEC_PATH_MAX); }
+static void event_path_over(struct sample *s) { s->event.path = text_of(EPSEC_PATH_MAX + 1); }
+static void event_exe_over(struct sample *s) { s->event.exe = text_of(EPSEC_PATH_MAX + 1); }
+static void log_text_over(struct sample *s) { s->log.text = text_of(EPSEC_LOG_TEXT_MAX + 1); }
+
+static void test_bounds(void **state)
+{
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_HELLO, hello_id_max, EPSEC_ROLE_AGENT), 0);
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_HELLO, hello_id_over, EPSEC_ROLE_AGENT),
+			 -EBADMSG);
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_HELLO, hello_build_over,
+				       EPSEC_ROLE_SVA), -EBADMSG);
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_HELLO, hello_many_caps, EPSEC_ROLE_SVA),
+			 -EBADMSG);
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_EVENT, event_path_max, EPSEC_ROLE_AGENT),
+			 0);
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_EVENT, event_path_over,
+				       EPSEC_ROLE_AGENT), -EBADMSG);
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_EVENT, event_exe_over, EPSEC_ROLE_AGENT),
+			 -EBADMSG);
+	assert_int_equal(decode_edited(EPSEC__ENVELOPE__BODY_LOG, log_text_over, EPSEC_ROLE_AGENT),
+			 -EBADMSG);
+}
+
 static void test_no_body(void **state)
 {
 	epsec_msg *m = NULL;
@@ -658,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_req_id_required),
 		cmocka_unit_test(test_read_and_data_limits),
 		cmocka_unit_test(test_semantics),
+		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_no_body),
 		cmocka_unit_test(test_nul_in_strings),
 		cmocka_unit_test(test_nul_in_bytes_is_fine),
