@@ -168,19 +168,30 @@ bool vsep_cache_lookup(const struct stat *st, enum vsep_action *action, uint64_t
 /* Caller holds M.lock exclusive. FAN_MARK_FLUSH of inode marks takes the
  * marks on protected directories with it, so they are placed again: opens
  * in inode-marked trees go unseen for the time that takes. */
+/* Ignore marks go one by one, so the directory marks that protect the
+ * trees never leave: a FAN_MARK_FLUSH takes them too, and every open in
+ * the moment before they are placed again would go unscanned (a storm of
+ * generations made that a window anyone could use). The flush stays only
+ * for a mark the handles cannot reach, and says so. */
 static void flush_locked(const char *why)
 {
-	size_t n = atomic_exchange(&M.placed, 0);
-	int r = 0;
+	size_t cleared = 0;
+	int r;
 
+	atomic_store(&M.placed, 0);
+	r = vsep_fan_clear_ignores(M.fanfd, &cleared);
+	if (r == 0) {
+		EPSEC_INFO("%zu ignore mark(s) removed: %s", cleared, why);
+		return;
+	}
+	EPSEC_WARN("removing ignore marks one by one (%s): %s; flushing them all instead",
+		   why, strerror(-r));
 	if (fanotify_mark(M.fanfd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL) < 0)
 		r = -errno;
-	if (r == 0)
+	else
 		r = vsep_fan_remark(M.fanfd);
 	if (r < 0)
 		EPSEC_ERR("flushing ignore marks (%s): %s", why, strerror(-r));
-	else
-		EPSEC_INFO("%zu ignore mark(s) flushed: %s", n, why);
 }
 
 /* The kernel drops an ignore mark by itself when its file is written,

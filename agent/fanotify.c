@@ -16,6 +16,7 @@
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -784,6 +785,126 @@ int vsep_fan_remark(int fanfd)
 		if (e < 0 && r == 0)
 			r = e;
 	}
+	return r;
+}
+
+/* ------------------------------------------------------------ ignore marks */
+
+/* One inode mark as the group's fdinfo lists it. */
+struct fdinfo_mark {
+	unsigned long ino;
+	unsigned sdev, mask, ignored;
+	int bytes, type;
+	unsigned char handle[HANDLE_MAX];
+};
+
+static int hex_byte(const char *p)
+{
+	unsigned v;
+
+	return sscanf(p, "%2x", &v) == 1 ? (int)v : -1;
+}
+
+static bool parse_mark(const char *line, struct fdinfo_mark *m)
+{
+	unsigned mflags, bytes, type;
+	int off = 0, b;
+
+	if (sscanf(line, "fanotify ino:%lx sdev:%x mflags:%x mask:%x ignored_mask:%x "
+			 "fhandle-bytes:%x fhandle-type:%x f_handle:%n",
+		   &m->ino, &m->sdev, &mflags, &m->mask, &m->ignored, &bytes, &type, &off) < 7 ||
+	    !off || bytes > HANDLE_MAX)
+		return false;
+	m->bytes = (int)bytes;
+	m->type = (int)type;
+	for (int i = 0; i < m->bytes; i++) {
+		if ((b = hex_byte(line + off + 2 * i)) < 0)
+			return false;
+		m->handle[i] = (unsigned char)b;
+	}
+	return true;
+}
+
+/* The kernel prints a superblock's dev_t as it keeps it: major << 20. */
+static dev_t user_dev(unsigned sdev)
+{
+	return makedev(sdev >> 20, sdev & 0xfffff);
+}
+
+/* An fd on the filesystem `dev` for open_by_handle_at: a protected tree
+ * or a mount under one. -1 when none lies there. */
+static int fs_fd(dev_t dev)
+{
+	struct stat st;
+	struct tree *t;
+	int fd;
+
+	for (size_t i = 0; (t = tree_at(i)); i++) {
+		if (t->dev == dev)
+			return open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		pthread_mutex_lock(&M.lock);
+		for (size_t j = 0; j < t->nmounts; j++) {
+			fd = open(t->mounts[j].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev) {
+				pthread_mutex_unlock(&M.lock);
+				return fd;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		pthread_mutex_unlock(&M.lock);
+	}
+	return -1;
+}
+
+/* 0 removed (or the file is gone), -errno when it could not be reached. */
+static int clear_mark(int fanfd, const struct fdinfo_mark *m)
+{
+	union handle_buf u;
+	char link[64];
+	int mfd = fs_fd(user_dev(m->sdev)), fd, r = 0;
+
+	if (mfd < 0)
+		return -ENODEV;
+	u.h.handle_bytes = (unsigned)m->bytes;
+	u.h.handle_type = m->type;
+	memcpy(u.h.f_handle, m->handle, (size_t)m->bytes);
+	/* O_PATH: the file is not opened (no open event, no wait on its
+	 * filesystem); fanotify_mark takes no O_PATH fd, but its magic link. */
+	fd = open_by_handle_at(mfd, &u.h, O_PATH | O_CLOEXEC);
+	close(mfd);
+	if (fd < 0)
+		return errno == ESTALE || errno == ENOENT ? 0 : -errno;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if (fanotify_mark(fanfd, FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK, m->ignored, AT_FDCWD,
+			  link) < 0 && errno != ENOENT)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int vsep_fan_clear_ignores(int fanfd, size_t *cleared)
+{
+	char path[64], line[1024];
+	struct fdinfo_mark m;
+	int r = 0, e;
+	FILE *f;
+
+	*cleared = 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fanfd);
+	if (!(f = fopen(path, "re")))
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		/* A pure ignore mark: no events of its own (the directories'
+		 * marks have them, and stay). */
+		if (!parse_mark(line, &m) || !m.ignored || m.mask)
+			continue;
+		if ((e = clear_mark(fanfd, &m)) < 0 && r == 0)
+			r = e;
+		else if (e == 0)
+			(*cleared)++;
+	}
+	fclose(f);
 	return r;
 }
 

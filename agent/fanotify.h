@@ -32,6 +32,12 @@ void vsep_fan_fini(void);
  * ignore mark, on a new signature generation): place the inode marks of
  * every inode-marked protected tree again. Thread-safe. 0 or -errno. */
 int vsep_fan_remark(int fanfd);
+/* Remove every ignore mark of the group, one by one through the file
+ * handles its fdinfo lists, leaving every other mark in place: no moment
+ * in which the protected trees are unmarked. *cleared counts them. 0, or
+ * the first -errno (a mark that could not be reached; the caller may then
+ * fall back to FAN_MARK_FLUSH and vsep_fan_remark). */
+int vsep_fan_clear_ignores(int fanfd, size_t *cleared);
 
 typedef void (*vsep_fan_event_fn)(const struct vsep_event *ev, void *arg);
 /* One read() of the group: fn once per event (fn owns ev->fd). 0 after

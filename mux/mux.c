@@ -7,6 +7,7 @@
 #include "mux.h"
 
 #include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,25 +507,63 @@ static int send_generation(struct mux_conn *agent, uint64_t generation)
  * every agent hears it now, so verdicts it cached and ignore marks it
  * placed under older signatures go before the next open, not after the
  * next verdict. */
-static void note_generation(struct mux *mx, struct mux_conn *sva, uint64_t generation)
+/* Agents hear a new generation at most once a second: each one makes
+ * them drop every cached verdict and ignore mark, so an SVA sending a
+ * storm of them (or a verdict with a newer one each) must not make every
+ * agent rescan everything all the time. Changes in between are announced
+ * together, at the next tick. */
+static void announce_generation(struct mux *mx)
 {
+	uint64_t now = epsec_now_ms();
 	size_t told = 0;
 
+	if (mx->generation <= mx->announced || now - mx->announced_ms < GENERATION_GAP_MS)
+		return;
+	mx->announced = mx->generation;
+	mx->announced_ms = now;
+	for (struct mux_list *n = mx->agents.next; n != &mx->agents; n = n->next) {
+		struct mux_conn *agent = MUX_CONTAINER(n, struct mux_conn, link);
+
+		if (!agent->rejected && agent->takes_generation &&
+		    send_generation(agent, mx->announced) == 0)
+			told++;
+	}
+	EPSEC_INFO("signature generation %llu: told %zu agent(s)",
+		   (unsigned long long)mx->announced, told);
+}
+
+/* Generations are the time of a reload, in seconds: one far in the future
+ * would leave every agent's cache dead until it restarts. */
+static bool sane_generation(struct mux *mx, struct mux_conn *sva, uint64_t generation)
+{
+	uint64_t limit = (uint64_t)time(NULL) + GENERATION_FUTURE_S;
+
+	if (generation <= limit)
+		return true;
+	mx->counters.bad_generations++;
+	if ((mx->counters.bad_generations & (mx->counters.bad_generations - 1)) == 0)
+		EPSEC_WARN("sva %s says signature generation %llu, far in the future: ignored "
+			   "(%llu so far)", conn_name(sva), (unsigned long long)generation,
+			   (unsigned long long)mx->counters.bad_generations);
+	return false;
+}
+
+/* An SVA has signatures newer than any before (a reload, or a new SVA):
+ * every agent hears it soon, so verdicts it cached and ignore marks it
+ * placed under older signatures go before the next open. */
+static void note_generation(struct mux *mx, struct mux_conn *sva, uint64_t generation)
+{
+	if (!sane_generation(mx, sva, generation))
+		return;
 	/* A verdict scanned across a reload says the older one. */
 	if (generation > sva->generation)
 		sva->generation = generation;
 	if (generation <= mx->generation)
 		return;
 	mx->generation = generation;
-	for (struct mux_list *n = mx->agents.next; n != &mx->agents; n = n->next) {
-		struct mux_conn *agent = MUX_CONTAINER(n, struct mux_conn, link);
-
-		if (!agent->rejected && agent->takes_generation &&
-		    send_generation(agent, generation) == 0)
-			told++;
-	}
-	EPSEC_INFO("signature generation %llu (sva %s): told %zu agent(s)",
-		   (unsigned long long)generation, conn_name(sva), told);
+	EPSEC_INFO("signature generation %llu (sva %s)", (unsigned long long)generation,
+		   conn_name(sva));
+	announce_generation(mx);
 }
 
 static void on_hello(struct mux_conn *pc, const Epsec__Hello *h)
@@ -539,8 +578,8 @@ static void on_hello(struct mux_conn *pc, const Epsec__Hello *h)
 	log_welcome(pc);
 	if (pc->route.is_sva)
 		note_generation(mx, pc, pc->generation);
-	else if (mx->generation)
-		send_generation(pc, mx->generation);
+	else if (mx->announced)
+		send_generation(pc, mx->announced);
 }
 
 /* ------------------------------------------------------------ agents */
@@ -816,6 +855,10 @@ static bool sva_verdict(struct mux_conn *pc, epsec_msg *m)
 	/* A reload bumps the generation; the SVA's HELLO said the old one. */
 	if (m->verdict->has_generation)
 		note_generation(mx, pc, m->verdict->generation);
+	/* Agents see only announced generations: a verdict of newer
+	 * signatures is cached as of the older, and so dropped sooner. */
+	if (m->verdict->has_generation && m->verdict->generation > mx->announced)
+		m->verdict->generation = mx->announced;
 	if ((rc = epsec_conn_send(agent, m)) < 0)
 		undelivered(mx, "VERDICT", m->verdict->req_id, rc);
 	else
@@ -979,6 +1022,7 @@ static void on_tick(struct epsec_loop *loop, void *arg)
 	uint64_t ttl = 3 * (uint64_t)mx->set->sva_timeout_ms;
 
 	flush_all(mx);
+	announce_generation(mx);
 	expire_events(mx, now);
 	mux_route_reap(mx->route, now, ttl > REAP_MIN_MS ? ttl : REAP_MIN_MS);
 	expire_pending(mx, now);

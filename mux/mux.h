@@ -78,7 +78,13 @@ struct mux_counters {
 	uint64_t over_limit;     /* EVENTs refused: their agent held too much */
 	uint64_t logs_dropped;   /* LOG lines over an agent's rate */
 	uint64_t id_taken;       /* HELLOs refused: that id is connected */
+	uint64_t bad_generations; /* far-future generations ignored */
 };
+
+/* Agents hear a new generation at most this often. */
+#define GENERATION_GAP_MS 1000
+/* A generation is a reload's time: further ahead than this is a lie. */
+#define GENERATION_FUTURE_S (366 * 86400)
 
 struct mux {
 	struct epsec_loop *loop;
@@ -94,6 +100,8 @@ struct mux {
 	int timer;
 	uint64_t started_ms;
 	uint64_t generation;        /* the newest any SVA has said */
+	uint64_t announced;         /* the one agents were told */
+	uint64_t announced_ms;
 	bool sva_fds;               /* some SVA endpoint can take fds */
 	size_t fds_held, fds_max;   /* fds of events not yet given an SVA */
 };

@@ -120,6 +120,7 @@ static struct json_object *counters_status(const struct mux *mx)
 	add_u64(o, "over_limit", mx->counters.over_limit);
 	add_u64(o, "logs_dropped", mx->counters.logs_dropped);
 	add_u64(o, "id_taken", mx->counters.id_taken);
+	add_u64(o, "bad_generations", mx->counters.bad_generations);
 	return o;
 }
 

@@ -15,6 +15,7 @@ POLICY_TESTS = \
 	t/integration/policy-timeouts.sh \
 	t/integration/policy-errors.sh \
 	t/integration/policy-backlog.sh \
+	t/integration/policy-storm.sh \
 	t/integration/policy-flood.sh \
 	t/integration/policy-cache.sh \
 	t/integration/policy-excludes.sh
