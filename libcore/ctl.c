@@ -22,6 +22,12 @@
 
 #define CTL_LINE_MAX (64 * 1024)          /* one request, newline excluded */
 #define CTL_REPLY_MAX (16 * 1024 * 1024)  /* client side */
+/* A client that sends no whole request this long is dropped (slowloris:
+ * one used to hold a connection open for ever), and no more than this
+ * many are served at once (each holds a line's buffer). */
+#define CTL_IDLE_MS 5000
+#define CTL_CLIENTS_MAX 64
+#define CTL_TICK_MS 1000
 
 struct ctl_client {
 	struct ctl_client *next;
@@ -33,6 +39,7 @@ struct ctl_client {
 	size_t out_off, out_len;
 	bool eof;     /* peer finished sending */
 	bool closing; /* drop once the reply is out */
+	uint64_t idle_since_ms; /* connected, or its last request */
 };
 
 struct epsec_ctl {
@@ -42,6 +49,8 @@ struct epsec_ctl {
 	epsec_ctl_fn fn;
 	void *arg;
 	struct ctl_client *clients;
+	size_t n_clients;
+	int timer;
 };
 
 /* ------------------------------------------------------------ clients */
@@ -52,8 +61,10 @@ static void client_free(struct ctl_client *c)
 
 	for (p = &c->ctl->clients; *p && *p != c; p = &(*p)->next)
 		;
-	if (*p)
+	if (*p) {
 		*p = c->next;
+		c->ctl->n_clients--;
+	}
 	epsec_loop_del_fd(c->ctl->loop, c->fd);
 	close(c->fd);
 	free(c->out);
@@ -160,6 +171,7 @@ static bool next_request(struct ctl_client *c)
 	used = nl ? len + 1 : len;
 	if (!blank(c->in, len))
 		handle_line(c, c->in, len);
+	c->idle_since_ms = epsec_now_ms();
 	memmove(c->in, c->in + used, c->in_len - used);
 	c->in_len -= used;
 	return true;
@@ -234,6 +246,31 @@ static void client_ready(struct epsec_loop *loop, int fd, uint32_t events, void 
 
 /* ------------------------------------------------------------ listener */
 
+static void refuse_busy(int fd)
+{
+	static const char line[] = "{\"ok\":false,\"error\":\"too many control clients\"}\n";
+
+	if (send(fd, line, sizeof(line) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		EPSEC_DBG("control client refused: %s", strerror(errno));
+	close(fd);
+}
+
+/* Clients with a reply still going out are busy, not idle. */
+static void drop_idle(struct epsec_loop *loop, void *arg)
+{
+	struct epsec_ctl *ctl = arg;
+	uint64_t now = epsec_now_ms();
+	struct ctl_client *c, *next;
+
+	for (c = ctl->clients; c; c = next) {
+		next = c->next;
+		if (!c->out && now - c->idle_since_ms >= CTL_IDLE_MS) {
+			EPSEC_DBG("control client dropped: no request in %d ms", CTL_IDLE_MS);
+			client_free(c);
+		}
+	}
+}
+
 static void accept_ready(struct epsec_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct epsec_ctl *ctl = arg;
@@ -241,6 +278,10 @@ static void accept_ready(struct epsec_loop *loop, int fd, uint32_t events, void 
 	int cfd;
 
 	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (ctl->n_clients >= CTL_CLIENTS_MAX) {
+			refuse_busy(cfd);
+			continue;
+		}
 		c = calloc(1, sizeof(*c));
 		if (!c || epsec_loop_add_fd(loop, cfd, EPSEC_LOOP_IN, client_ready, c) < 0) {
 			EPSEC_WARN("control client dropped: out of memory");
@@ -250,8 +291,10 @@ static void accept_ready(struct epsec_loop *loop, int fd, uint32_t events, void 
 		}
 		c->ctl = ctl;
 		c->fd = cfd;
+		c->idle_since_ms = epsec_now_ms();
 		c->next = ctl->clients;
 		ctl->clients = c;
+		ctl->n_clients++;
 	}
 	if (errno != EAGAIN && errno != EINTR)
 		EPSEC_WARN("%s: accept: %s", ctl->path, strerror(errno));
@@ -350,9 +393,14 @@ int epsec_ctl_listen(struct epsec_loop *loop, const char *path, epsec_ctl_fn fn,
 		free(ctl);
 		return -ENOMEM;
 	}
+	ctl->timer = -1;
 	ret = bind_socket(path, &ctl->fd);
 	if (ret == 0)
 		ret = epsec_loop_add_fd(loop, ctl->fd, EPSEC_LOOP_IN, accept_ready, ctl);
+	if (ret == 0 && (ret = epsec_loop_add_timer(loop, CTL_TICK_MS, drop_idle, ctl)) >= 0) {
+		ctl->timer = ret;
+		ret = 0;
+	}
 	if (ret < 0) {
 		epsec_ctl_close(ctl);
 		return ret;
@@ -367,6 +415,8 @@ void epsec_ctl_close(struct epsec_ctl *ctl)
 		return;
 	while (ctl->clients)
 		client_free(ctl->clients);
+	if (ctl->timer >= 0)
+		epsec_loop_del_timer(ctl->loop, ctl->timer);
 	if (ctl->fd >= 0) {
 		epsec_loop_del_fd(ctl->loop, ctl->fd);
 		close(ctl->fd);

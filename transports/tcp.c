@@ -154,6 +154,12 @@ static int set_int(void *sock, int opt, int v)
 	return zmq_setsockopt(sock, opt, &v, sizeof(v));
 }
 
+/* A peer that does not complete ZMTP's handshake (and CURVE's) in this
+ * long is dropped: ZeroMQ's default, 30 s, let a peer sending garbage
+ * hold a connection. A real one, even across a slow link, takes far
+ * less. */
+#define HANDSHAKE_MS 5000
+
 static int common_opts(void *sock)
 {
 	int64_t max = EPSEC_FRAME_MAX;
@@ -164,7 +170,8 @@ static int common_opts(void *sock)
 	    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof(max)) < 0 ||
 	    set_int(sock, ZMQ_HEARTBEAT_IVL, 1000) < 0 ||
 	    set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 3000) < 0 ||
-	    set_int(sock, ZMQ_HEARTBEAT_TTL, 3000) < 0)
+	    set_int(sock, ZMQ_HEARTBEAT_TTL, 3000) < 0 ||
+	    set_int(sock, ZMQ_HANDSHAKE_IVL, HANDSHAKE_MS) < 0)
 		return -errno;
 	return 0;
 }

@@ -5,6 +5,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "mux_harness.h"
@@ -523,6 +527,28 @@ static void test_agent_log_rate(void **state)
 	peer_free(a);
 }
 
+/* A tcp peer that never speaks ZMTP (connects, sends nothing, or garbage)
+ * is dropped by the handshake timeout within seconds, not 30. */
+static void test_zmtp_silent_dropped(void **state)
+{
+	struct chain *ch = *state;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int port = atoi(strrchr(ch->svas_uri, ':') + 1);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint64_t t0 = epsec_now_ms();
+	char buf[256];
+
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	/* ZeroMQ greets first; read its greeting, answer nothing. */
+	while (poll(&p, 1, 9000) == 1 && recv(fd, buf, sizeof(buf), 0) > 0)
+		;
+	assert_true(epsec_now_ms() - t0 < 8000);
+	close(fd);
+}
+
 static void test_status(void **state)
 {
 	struct chain *ch = *state;
@@ -584,6 +610,7 @@ int main(void)
 		T(test_agent_limits),
 		T(test_agent_id_taken),
 		T(test_agent_log_rate),
+		T(test_zmtp_silent_dropped),
 		T(test_status),
 	};
 

@@ -263,6 +263,44 @@ static int fill(int fd, const char *req, size_t reqlen, size_t *off)
 
 /* A client that sends many requests and reads nothing must not stop the
  * daemon answering others; it gets every reply once it reads. */
+/* Slowloris: a client that never finishes a request is dropped within a
+ * few seconds, and the daemon goes on answering others meanwhile. */
+static void idle_client_dropped(void **state)
+{
+	char buf[256];
+	int fd = raw_connect();
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	raw_send(fd, "{\"cmd\"", 6);
+	assert_int_equal(poll(&p, 1, 8000), 1);
+	assert_null(raw_line(fd, buf, sizeof(buf)));
+	close(fd);
+}
+
+/* Past 64 clients at once, the next is told so and closed; the rest are
+ * still served. */
+static void too_many_clients(void **state)
+{
+	struct json_object *status = json_object_new_object(), *reply = NULL;
+	int fds[64], extra;
+	char buf[256];
+
+	for (int i = 0; i < 64; i++)
+		fds[i] = raw_connect();
+	usleep(200000); /* the loop accepts them */
+	extra = raw_connect();
+	assert_string_equal(raw_line(extra, buf, sizeof(buf)),
+			    "{\"ok\":false,\"error\":\"too many control clients\"}");
+	close(extra);
+	for (int i = 0; i < 64; i++)
+		close(fds[i]);
+	usleep(200000);
+	json_object_object_add(status, "cmd", json_object_new_string("status"));
+	assert_int_equal(epsec_ctl_call(sock_path, status, 2000, &reply), 0);
+	json_object_put(reply);
+	json_object_put(status);
+}
+
 static void slow_client_does_not_block(void **state)
 {
 	enum { RBUF = 1 << 16 };
@@ -393,6 +431,8 @@ int main(void)
 		cmocka_unit_test(bad_requests_keep_serving),
 		cmocka_unit_test(oversized_request_dropped),
 		cmocka_unit_test(slow_client_does_not_block),
+		cmocka_unit_test(idle_client_dropped),
+		cmocka_unit_test(too_many_clients),
 		cmocka_unit_test(call_errors),
 		cmocka_unit_test_setup(listen_paths, noop),
 	};
