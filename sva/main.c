@@ -41,6 +41,8 @@ static const struct epsec_conf_key schema[] = {
 	  .offset = offsetof(struct sva_settings, engine) },
 	{ .name = "stage_max", .type = EPSEC_CONF_SIZE,
 	  .offset = offsetof(struct sva_settings, stage_max) },
+	{ .name = "core_dir", .type = EPSEC_CONF_STRING,
+	  .offset = offsetof(struct sva_settings, core_dir) },
 	{ .name = NULL },
 };
 
@@ -234,7 +236,7 @@ static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
 								     : EPSEC_DEST_SYSLOG);
 	/* Plugins, their databases and the control socket are open: from
 	 * here on (the first byte of content included) no root. */
-	if (sva_user_drop(&sva->user) < 0)
+	if (sva_user_drop(&sva->user) < 0 || sva_core_dumps(sva->set.core_dir) < 0)
 		return EXIT_FAILURE;
 	r = open_session(sva);
 	if (r == 0)

@@ -24,6 +24,7 @@ struct sva_settings {
 	const char *user; /* NULL: "epsec" if that user exists */
 	const config_setting_t *engine;
 	int64_t stage_max; /* content_fd copies at most this much (0: never) */
+	const char *core_dir; /* where a crash leaves its core (NULL: as the system says) */
 };
 
 /* Who epsec-sva becomes once its plugins and sockets are open. */
@@ -93,5 +94,9 @@ void sva_no_new_privs(void);
 int sva_user_resolve(const char *name, const config_setting_t *where, struct sva_user *u);
 /* setgroups/setgid/setuid to u, for good (0 or a negative errno; logged). */
 int sva_user_drop(const struct sva_user *u);
+/* After the drop: a crash of the process most likely to crash (it parses
+ * hostile content) still leaves a core, in dir when set (the system's
+ * core_pattern decides otherwise). 0 or a negative errno (logged). */
+int sva_core_dumps(const char *dir);
 
 #endif

@@ -145,3 +145,20 @@ fail:
 			      : "");
 	return r;
 }
+
+int sva_core_dumps(const char *dir)
+{
+	/* Changing uids made the process non-dumpable: no core, and its
+	 * /proc files root's. Its own user may read its memory anyway. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		EPSEC_WARN("PR_SET_DUMPABLE: %s: a crash leaves no core", strerror(errno));
+	if (!dir || !*dir)
+		return 0;
+	if (chdir(dir) < 0) {
+		EPSEC_ERR("core_dir %s: %s (it must exist and be writable by the user epsec-sva "
+			  "runs as)", dir, strerror(errno));
+		return -errno;
+	}
+	EPSEC_INFO("a crash leaves its core in %s (as core_pattern names it)", dir);
+	return 0;
+}

@@ -38,6 +38,10 @@ check "no effective or permitted capabilities" \
 	test "$(proc_field "$PID_sva" CapEff)$(proc_field "$PID_sva" CapPrm)" = \
 	"00000000000000000000000000000000"
 check "no_new_privs set" test "$(proc_field "$PID_sva" NoNewPrivs)" = 1
+# A non-dumpable process's /proc files are root's: nobody's here means a
+# crash would leave a core.
+check "dumpable after the drop: a crash leaves a core" \
+	test "$(stat -c %u "/proc/$PID_sva/status")" = "$(id -u nobody)"
 check "status reports the user" jqe '.user == "nobody"' < <(sva_status)
 
 "$AGENT" "$MUX_AGENTS" "$T/alpha.txt" "$T/clean.txt" >"$T/verdicts" 2>"$T/agent.log"
@@ -65,7 +69,7 @@ stop_daemons
 
 sva_config "$engines" 'user = "no-such-user-epsec";'
 sva_refuses "unknown user refused with file and line" 78 \
-	"epsec-sva.conf:7: user: no user \"no-such-user-epsec\" on this system"
+	"epsec-sva.conf:8: user: no user \"no-such-user-epsec\" on this system"
 
 if command -v setpriv >/dev/null; then
 	# As the shipped unit did once: root, but no capability to switch.
