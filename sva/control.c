@@ -121,6 +121,7 @@ static struct json_object *status(struct sva *sva)
 	json_object_object_add(counters, "scanned", counter(&sva->scanned));
 	json_object_object_add(counters, "found", counter(&sva->found));
 	json_object_object_add(counters, "errors", counter(&sva->errors));
+	json_object_object_add(counters, "workers_killed", counter(&sva->workers_killed));
 	json_object_object_add(o, "counters", counters);
 	json_object_object_add(o, "content", content_status(sva));
 	json_object_object_add(o, "reload", reload_status(&sva->reload));

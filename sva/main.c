@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -28,6 +29,8 @@
 #define PROGRAM "epsec-sva"
 #define WORKER_POLL_MS 250
 #define WORKERS_MAX 256
+/* How soon a worker killed by its seccomp filter is replaced. */
+#define WATCH_MS 250
 
 static const struct epsec_conf_key schema[] = {
 	EPSEC_DAEMON_SETTINGS_KEYS(struct sva_settings, common),
@@ -43,6 +46,8 @@ static const struct epsec_conf_key schema[] = {
 	  .offset = offsetof(struct sva_settings, stage_max) },
 	{ .name = "core_dir", .type = EPSEC_CONF_STRING,
 	  .offset = offsetof(struct sva_settings, core_dir) },
+	{ .name = "seccomp", .type = EPSEC_CONF_BOOL,
+	  .offset = offsetof(struct sva_settings, seccomp) },
 	{ .name = NULL },
 };
 
@@ -54,6 +59,7 @@ static void settings_defaults(struct sva_settings *set)
 	set->common.control = RUNSTATEDIR "/epsec/" PROGRAM ".ctl";
 	set->workers = 2;
 	set->stage_max = (int64_t)EPSEC_SDK_STAGE_MAX_DEFAULT;
+	set->seccomp = true;
 }
 
 static int resolve_id(struct sva *sva)
@@ -132,15 +138,19 @@ static int send_outcome(struct epsec_event *ev, const struct sva_outcome *o)
 				   o->cacheable);
 }
 
-static void answer(struct sva *sva, struct epsec_event *ev)
+static void answer(struct sva_worker *w, struct epsec_event *ev)
 {
+	struct sva *sva = w->sva;
 	struct epsec_file *f = epsec_event_file(ev);
 	bool on_demand = f->kind == EPSEC_EVENT_ONDEMAND;
 	struct sva_outcome o;
 	char path[PATH_MAX];
 	int r;
 
+	snprintf(w->path, sizeof(w->path), "%s", f->path);
+	atomic_store(&w->current, ev);
 	sva_engines_scan(&sva->engines, f, &o);
+	atomic_store(&w->current, NULL);
 	atomic_fetch_add(&sva->scanned, 1);
 	if (o.errors && !o.engine)
 		atomic_fetch_add(&sva->errors, 1);
@@ -158,45 +168,102 @@ static void answer(struct sva *sva, struct epsec_event *ev)
 
 static void *worker_main(void *arg)
 {
-	struct sva *sva = arg;
+	struct sva_worker *w = arg;
+	struct sva *sva = w->sva;
 	struct epsec_event *ev;
 	int r;
 
+	atomic_store(&w->tid, (int)gettid());
+	if (sva->set.seccomp && (r = sva_confine_worker()) < 0) {
+		EPSEC_ERR("cannot confine a scan worker (seccomp): %s; it does not scan",
+			  strerror(-r));
+		return NULL;
+	}
 	while (!atomic_load(&sva->stop)) {
 		r = epsec_session_next(sva->session, &ev, WORKER_POLL_MS);
 		if (r == -ETIMEDOUT)
 			continue;
 		if (r < 0)
 			break;
-		answer(sva, ev);
+		answer(w, ev);
 	}
 	return NULL;
 }
 
-static int start_workers(struct sva *sva)
+static int start_worker(struct sva_worker *w)
 {
 	int r;
 
-	sva->threads = calloc((size_t)sva->set.workers, sizeof(*sva->threads));
-	if (!sva->threads)
+	atomic_store(&w->tid, 0);
+	atomic_store(&w->current, NULL);
+	r = pthread_create(&w->thread, NULL, worker_main, w);
+	w->started = r == 0;
+	return -r;
+}
+
+/* A worker its seccomp filter killed is gone without a word: its event
+ * is answered as not scanned (the file is named), and another takes its
+ * place. Dead means the kernel no longer knows its thread id. */
+static void replace_dead(struct sva *sva, struct sva_worker *w)
+{
+	struct epsec_event *ev;
+	int tid = atomic_load(&w->tid);
+
+	if (!w->started || tid == 0 || atomic_load(&sva->stop) ||
+	    syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH)
+		return;
+	pthread_join(w->thread, NULL);
+	w->started = false;
+	atomic_fetch_add(&sva->workers_killed, 1);
+	ev = atomic_exchange(&w->current, NULL);
+	EPSEC_ERR("a scan worker was killed (a forbidden system call, seccomp) while scanning "
+		  "%s: the file is reported as not scanned; a new worker takes its place",
+		  ev ? w->path : "nothing");
+	if (ev)
+		epsec_event_error(ev, "epsec-sva", "epsec-sva: the scan worker was killed: a "
+						   "forbidden system call while scanning it (seccomp)");
+	if (start_worker(w) < 0)
+		EPSEC_ERR("cannot start a new scan worker: %s", strerror(errno));
+}
+
+static void watch_workers(struct epsec_loop *loop, void *arg)
+{
+	struct sva *sva = arg;
+
+	for (size_t i = 0; i < sva->n_workers; i++)
+		replace_dead(sva, &sva->workers[i]);
+}
+
+static int start_workers(struct sva *sva, struct epsec_loop *loop)
+{
+	int r;
+
+	if (sva->set.seccomp && !sva_confine_available())
+		EPSEC_WARN("built without libseccomp: scan workers are not confined");
+	sva->workers = calloc((size_t)sva->set.workers, sizeof(*sva->workers));
+	if (!sva->workers)
 		return -ENOMEM;
 	for (int i = 0; i < sva->set.workers; i++) {
-		r = pthread_create(&sva->threads[i], NULL, worker_main, sva);
-		if (r)
-			return -r;
-		sva->n_threads++;
+		sva->workers[i].sva = sva;
+		r = start_worker(&sva->workers[i]);
+		if (r < 0)
+			return r;
+		sva->n_workers++;
 	}
-	return 0;
+	r = epsec_loop_add_timer(loop, WATCH_MS, watch_workers, sva);
+	sva->watch_timer = r > 0 ? r : 0;
+	return r < 0 ? r : 0;
 }
 
 static void stop_workers(struct sva *sva)
 {
 	atomic_store(&sva->stop, true);
-	for (size_t i = 0; i < sva->n_threads; i++)
-		pthread_join(sva->threads[i], NULL);
-	free(sva->threads);
-	sva->threads = NULL;
-	sva->n_threads = 0;
+	for (size_t i = 0; i < sva->n_workers; i++)
+		if (sva->workers[i].started)
+			pthread_join(sva->workers[i].thread, NULL);
+	free(sva->workers);
+	sva->workers = NULL;
+	sva->n_workers = 0;
 }
 
 /* ---------------------------------------------------------------- run */
@@ -240,7 +307,7 @@ static int run(struct sva *sva, struct epsec_daemon *d, struct epsec_loop *loop)
 		return EXIT_FAILURE;
 	r = open_session(sva);
 	if (r == 0)
-		r = start_workers(sva);
+		r = start_workers(sva, loop);
 	if (r < 0) {
 		EPSEC_ERR("cannot start: %s", strerror(-r));
 		return EXIT_FAILURE;

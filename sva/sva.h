@@ -25,6 +25,7 @@ struct sva_settings {
 	const config_setting_t *engine;
 	int64_t stage_max; /* content_fd copies at most this much (0: never) */
 	const char *core_dir; /* where a crash leaves its core (NULL: as the system says) */
+	bool seccomp;      /* confine scan workers (when built with libseccomp) */
 };
 
 /* Who epsec-sva becomes once its plugins and sockets are open. */
@@ -62,11 +63,29 @@ struct sva {
 	struct sva_user user;
 	struct sva_reload reload;
 	_Atomic uint64_t generation;
-	pthread_t *threads;
-	size_t n_threads;
+	struct sva_worker *workers;
+	size_t n_workers;
+	int watch_timer;
 	atomic_bool stop;
-	atomic_ullong scanned, found, errors;
+	atomic_ullong scanned, found, errors, workers_killed;
 };
+
+/* One scan worker. `current` is the event it scans, so that when its
+ * seccomp filter kills it the watchdog can answer that event. */
+struct sva_worker {
+	struct sva *sva;
+	pthread_t thread;
+	_Atomic int tid;         /* 0 until it runs */
+	_Atomic(struct epsec_event *) current;
+	char path[256];          /* of `current`, for the log (cut) */
+	bool started;
+};
+
+/* confine.c: the calling worker thread's seccomp filter (a forbidden
+ * system call kills that thread). 0 or a negative libseccomp error; 0
+ * and nothing done when built without libseccomp. */
+int sva_confine_worker(void);
+bool sva_confine_available(void);
 
 /* The control socket handler (epsec_ctl_fn): status, version, log-level,
  * reload. */

@@ -14,12 +14,12 @@ setup_tmpfs
 
 P=$T/fs
 TIMEOUT_MS=700
-for f in err-1 err-2 dl-1 clean.txt; do echo "$f" >"$P/$f"; done
+for f in err-1 err-2 dl-1 exploit-1 clean.txt; do echo "$f" >"$P/$f"; done
 
 # err*: the engine fails at once; dl*: it would take 10 s, far past the
 # opener's deadline; long*: an 11 s scan (longer than the mux's old fixed
 # 10 s) that finds something.
-ENGINES="$(slow_engine err 0 error), $(slow_engine dl 10000), \
+ENGINES="$(slow_engine err 0 error), $(slow_engine dl 10000), $(slow_engine exploit 0 exploit), \
 { plugin = \"$SLOW_PLUGIN\"; action = \"delete\"; options = { match = \"long\"; sleep_ms = 11000; result = \"found\"; }; }"
 
 run_chain() { # run_chain ON_ERROR
@@ -92,7 +92,29 @@ check "  the mux timed nothing out" sh -c "! grep -q 'said nothing about' '$T/mu
 t1=$(( $(vc timeouts) + $(vc engine_errors) ))
 check "  vsep counted no timeout nor error for it" test "$t1" -eq $(( lost0 + lost ))
 
-# 5. on_error = deny: the open is refused, still never cached.
+# 5. Confinement: an engine doing what an exploited parser would (open a
+# socket) is killed by the workers' seccomp filter; its file is reported
+# as not scanned, and the SVA goes on with a new worker.
+if "$SVA" -t -c /dev/null 2>&1 | grep -q seccomp || grep -q '^#define HAVE_SECCOMP 1' "$top_builddir/config.h"; then
+	out=$("$CTL" scan --mux "unix://$T/run/mux.sock" "$P/exploit-1" 2>&1); rc=$?
+	note "$out"
+	check "a forbidden system call while scanning: ERROR, exit 2 (got $rc)" \
+		grep -q "^$P/exploit-1: ERROR (epsec-sva: the scan worker was killed" <<<"$out"
+	check "  the SVA says which file" grep -q "scan worker was killed .* while scanning $P/exploit-1" "$T/sva.log"
+	# Twice, as a rule: epsecctl's own open of the protected file is
+	# scanned by vsep's chain too.
+	killed=$(sva_json | jq -r '.counters.workers_killed')
+	check "  and counts it ($killed)" test "$killed" -ge 1
+	check "  and it never got its socket" sh -c "! grep -q 'the exploit ran' '$T/sva.log'"
+	for i in 1 2 3; do
+		out=$("$CTL" scan --mux "unix://$T/run/mux.sock" "$P/clean.txt" 2>&1)
+	done
+	check "  the SVA goes on serving with a new worker" grep -qx "$P/clean.txt: OK" <<<"$out"
+else
+	note "built without libseccomp: no confinement to test"
+fi
+
+# 6. on_error = deny: the open is refused, still never cached.
 run_chain deny || exit 1
 out=$("$POLICY_OPEN" "$P/err-1")
 check "on_error deny: the open is refused ($out)" denied "$out"

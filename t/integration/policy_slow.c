@@ -9,12 +9,17 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <epsec/plugin.h>
+
+/* result = "exploit": what a parser taken over by hostile content does
+ * next, opening a socket; the SVA's seccomp filter must stop it. */
+#define EXPLOIT ((enum epsec_scan_result)100)
 
 struct slow {
 	int sleep_ms;
@@ -34,8 +39,11 @@ static int parse_result(const struct epsec_host *host, const config_setting_t *c
 		*out = EPSEC_SCAN_FOUND;
 	else if (v && !strcmp(v, "error"))
 		*out = EPSEC_SCAN_ERROR;
+	else if (v && !strcmp(v, "exploit"))
+		*out = EXPLOIT;
 	else
-		return host->conf_error(r, "expected \"clean\", \"found\" or \"error\"");
+		return host->conf_error(r, "expected \"clean\", \"found\", \"error\" or "
+					   "\"exploit\"");
 	return 0;
 }
 
@@ -101,6 +109,13 @@ static enum epsec_scan_result slow_scan(void *state, struct epsec_file *file,
 		snprintf(report->signature, sizeof(report->signature),
 			 "scan stopped at its deadline");
 		return EPSEC_SCAN_ERROR;
+	}
+	if (s->result == EXPLOIT) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		snprintf(report->signature, sizeof(report->signature),
+			 "the exploit ran: socket() gave %d", fd);
+		return EPSEC_SCAN_FOUND;
 	}
 	if (s->result != EPSEC_SCAN_CLEAN)
 		snprintf(report->signature, sizeof(report->signature), "%s",
