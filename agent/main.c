@@ -387,8 +387,9 @@ static int load(struct vsep *v)
 {
 	int r = epsec_conf_load(&v->conf, v->d.conf_path, schema, &v->s);
 
-	if (r == 0 && (!all_absolute(v->d.conf_path, "protect", &v->s.protect) ||
-		       !all_absolute(v->d.conf_path, "exclude_paths", &v->s.exclude_paths)))
+	/* Both lists checked even after other errors: every mistake at once. */
+	if (!all_absolute(v->d.conf_path, "protect", &v->s.protect) |
+	    !all_absolute(v->d.conf_path, "exclude_paths", &v->s.exclude_paths))
 		r = -EINVAL;
 	if (r == 0)
 		v->conf_abs = realpath(v->d.conf_path, NULL);
@@ -408,7 +409,11 @@ int main(int argc, char **argv)
 	defaults(&v.s);
 	if (load(&v) < 0 || check_fd_budget(&v.s) < 0) {
 		status = EPSEC_EX_CONFIG;
+	} else if (v.d.test_config) {
+		epsec_conf_print(stdout, &v.conf, schema, &v.s, false);
+		status = 0;
 	} else {
+		epsec_conf_publish(&v.conf, schema, &v.s);
 		epsec_log_set_level(v.s.common.debug_level);
 		status = run(&v);
 	}

@@ -162,6 +162,12 @@ int main(int argc, char **argv)
 		epsec_strlist_free(&mm.set.svas);
 		return EPSEC_EX_CONFIG;
 	}
+	if (mm.d.test_config) {
+		epsec_conf_print(stdout, &mm.conf, schema, &mm.set, false);
+		stop(&mm);
+		return 0;
+	}
+	epsec_conf_publish(&mm.conf, schema, &mm.set);
 	/* DEBUG_DEST=2 means "to the host": the mux is the host. */
 	epsec_log_open(PROGRAM,
 		       mm.set.common.debug_dest == EPSEC_DEST_HOST ? EPSEC_DEST_SYSLOG

@@ -58,6 +58,8 @@ static void usage(FILE *f)
 		"  log-level N      set the log level (0-7, syslog severities) of each\n"
 		"                   running daemon, until it restarts or re-reads DEBUG_LEVEL\n"
 		"  reload           epsec-sva: load new signatures beside the old, swap\n"
+		"  config           each running daemon's effective configuration, defaults\n"
+		"                   filled in, secrets removed (what `DAEMON -t` prints)\n"
 		"  scan FILE...     scan files on demand through the chain (like clamdscan);\n"
 		"                   exit 0 all clean, 1 something found, 2 an error\n"
 		"  keygen NAME      write a CURVE key pair NAME.key (secret), NAME.pub\n"
@@ -504,6 +506,24 @@ static int cmd_reload(struct ctl *c)
 	return 0;
 }
 
+/* What each running daemon runs with, secrets removed (the -t printout). */
+static int cmd_config(struct ctl *c)
+{
+	ask_all(c, request("config"));
+	for (size_t i = 0; i < c->n; i++) {
+		struct target *t = &c->t[i];
+
+		if (i)
+			printf("\n");
+		printf("# ---- %s (%s)\n", t->name, t->path);
+		if (t->rc == 0)
+			fputs(jstr(t->reply, "config"), stdout);
+		else
+			print_down(t);
+	}
+	return 0;
+}
+
 static int cmd_help(struct ctl *c)
 {
 	usage(stdout);
@@ -519,6 +539,7 @@ static const struct command {
 	{ "version", 0, cmd_version },
 	{ "log-level", 1, cmd_log_level },
 	{ "reload", 0, cmd_reload },
+	{ "config", 0, cmd_config },
 	{ "help", 0, cmd_help },
 };
 

@@ -1,0 +1,6 @@
+# Operators' commands (issue 15): daemons' -t, epsecctl config, eicar-test,
+# compat, support-bundle; the real daemons, as the runbook uses them.
+OPS_TESTS = \
+	t/integration/ops-config.sh
+TESTS += $(OPS_TESTS)
+EXTRA_DIST += $(OPS_TESTS)
