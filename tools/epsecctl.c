@@ -62,6 +62,9 @@ static void usage(FILE *f)
 		"                   filled in, secrets removed (what `DAEMON -t` prints)\n"
 		"  scan FILE...     scan files on demand through the chain (like clamdscan);\n"
 		"                   exit 0 all clean, 1 something found, 2 an error\n"
+		"  eicar-test DIR   the runbook's EICAR test, timed: a clean file opens, an\n"
+		"                   EICAR file written gets the action, one never scanned is\n"
+		"                   refused on open; nothing left behind; exit 0 all held\n"
 		"  keygen NAME      write a CURVE key pair NAME.key (secret), NAME.pub\n"
 		"  quarantine list | restore ID | delete ID\n"
 		"                   what vsep quarantined\n"
@@ -551,6 +554,7 @@ static const struct standalone {
 	{ "scan", epsecctl_scan },
 	{ "keygen", epsecctl_keygen },
 	{ "quarantine", epsecctl_quarantine },
+	{ "eicar-test", epsecctl_eicar_test },
 };
 
 static const struct standalone *find_standalone(const char *name)

@@ -1,6 +1,7 @@
 # Operators' commands (issue 15): daemons' -t, epsecctl config, eicar-test,
 # compat, support-bundle; the real daemons, as the runbook uses them.
 OPS_TESTS = \
-	t/integration/ops-config.sh
+	t/integration/ops-config.sh \
+	t/integration/ops-eicar.sh
 TESTS += $(OPS_TESTS)
 EXTRA_DIST += $(OPS_TESTS)
