@@ -52,6 +52,8 @@ static struct json_object *identity(void)
 	add_str(o, "id", ctl.s->common.id);
 	add_str(o, "version", EPSEC_VERSION);
 	add_str(o, "build", EPSEC_BUILD_ID);
+	add_num(o, "protocol_min", EPSEC_PROTO_VERSION_MIN);
+	add_num(o, "protocol_max", EPSEC_PROTO_VERSION_MAX);
 	return o;
 }
 

@@ -390,6 +390,8 @@ static int adopt_hello(struct mux_conn *pc, const Epsec__Hello *h)
 	if (!pc->id || !pc->build)
 		return -ENOMEM;
 	pc->generation = h->has_generation ? h->generation : 0;
+	pc->proto_min = h->version_min;
+	pc->proto_max = h->version_max;
 	/* An agent sends no bytes with an fd: offered only when an SVA can
 	 * get the fd in turn, else every scan would pull all through READ. */
 	pc->fds = pc->mux->set->pass_fds && epsec_conn_passes_fds(pc->conn) &&
@@ -456,6 +458,7 @@ static int welcome(struct mux_conn *pc, const Epsec__Hello *h)
 	if (!why && pc->route.is_sva && mux_route_add_sva(mx->route, &pc->route) < 0)
 		why = "out of memory", code = ENOMEM;
 	if (why) {
+		mux_status_refused(mx, pc, why);
 		violation(pc, code, why);
 		return -EPROTO;
 	}

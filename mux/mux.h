@@ -42,6 +42,7 @@ struct mux_conn {
 	char *id;
 	char *build;
 	uint32_t version;        /* agreed protocol version */
+	uint32_t proto_min, proto_max; /* the range its HELLO said (epsecctl compat) */
 	char **engines;          /* SVA */
 	size_t n_engines;
 	uint64_t generation;     /* SVA */
@@ -61,6 +62,15 @@ struct mux_counters {
 	uint64_t fds_refused;    /* fds closed on arrival: too many held */
 };
 
+/* A peer refused at HELLO, kept for `epsecctl compat`: an incompatible
+ * peer never shows among the agents and SVAs. */
+#define MUX_REFUSED_MAX 16
+struct mux_refused {
+	char id[64], build[64], peer[128], role[8], why[128];
+	uint32_t proto_min, proto_max;
+	uint64_t when_ms;
+};
+
 struct mux {
 	struct epsec_loop *loop;
 	const struct mux_settings *set;
@@ -77,6 +87,8 @@ struct mux {
 	uint64_t generation;        /* the newest any SVA has said */
 	bool sva_fds;               /* some SVA endpoint can take fds */
 	size_t fds_held, fds_max;   /* fds of events not yet given an SVA */
+	struct mux_refused refused[MUX_REFUSED_MAX]; /* a ring, newest at n_refused - 1 */
+	uint64_t n_refused;
 };
 
 /* Listen on every endpoint of `set` (which must outlive the mux) and start
@@ -87,6 +99,8 @@ void mux_free(struct mux *m);
 /* SIGHUP: agent log files are reopened on their next line (logrotate). */
 void mux_reopen_logs(struct mux *m);
 
+/* Remember a peer refused at HELLO for status (status.c). */
+void mux_status_refused(struct mux *mx, const struct mux_conn *pc, const char *why);
 /* The control socket's handler (status.c); arg is the struct mux. */
 struct json_object *mux_ctl(const char *cmd, struct json_object *req, void *arg);
 

@@ -15,6 +15,7 @@
 
 #include "ctl.h"
 #include "epsecctl.h"
+#include "json.h"
 
 #define EX_DOWN 1
 #define EX_USAGE_ERR 2
@@ -62,6 +63,10 @@ static void usage(FILE *f)
 		"                   filled in, secrets removed (what `DAEMON -t` prints)\n"
 		"  scan FILE...     scan files on demand through the chain (like clamdscan);\n"
 		"                   exit 0 all clean, 1 something found, 2 an error\n"
+		"  compat           every component reachable here (through the mux: every\n"
+		"                   agent and SVA, and the ones it refused) with version,\n"
+		"                   build, protocol range, plugin ABI; one verdict per pair;\n"
+		"                   exit 1 when a pair is not compatible\n"
 		"  eicar-test DIR   the runbook's EICAR test, timed: a clean file opens, an\n"
 		"                   EICAR file written gets the action, one never scanned is\n"
 		"                   refused on open; nothing left behind; exit 0 all held\n"
@@ -181,45 +186,6 @@ static void free_targets(struct ctl *c)
 {
 	for (size_t i = 0; i < c->n; i++)
 		json_object_put(c->t[i].reply);
-}
-
-/* ------------------------------------------------------------ JSON access */
-
-static struct json_object *jget(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v = jget(o, key);
-
-	return v ? json_object_get_string(v) : "?";
-}
-
-static long long jint(struct json_object *o, const char *key)
-{
-	return (long long)json_object_get_int64(jget(o, key));
-}
-
-static bool jbool(struct json_object *o, const char *key)
-{
-	return json_object_get_boolean(jget(o, key));
-}
-
-/* json-c asserts on the length of a non-array: a daemon's reply is data. */
-static size_t jlen(struct json_object *a)
-{
-	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
-}
-
-static const char *jelem(struct json_object *a, size_t i)
-{
-	const char *s = json_object_get_string(json_object_array_get_idx(a, i));
-
-	return s ? s : "?";
 }
 
 /* ------------------------------------------------------------ status text */
@@ -555,6 +521,7 @@ static const struct standalone {
 	{ "keygen", epsecctl_keygen },
 	{ "quarantine", epsecctl_quarantine },
 	{ "eicar-test", epsecctl_eicar_test },
+	{ "compat", epsecctl_compat },
 };
 
 static const struct standalone *find_standalone(const char *name)

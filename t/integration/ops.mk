@@ -2,6 +2,7 @@
 # compat, support-bundle; the real daemons, as the runbook uses them.
 OPS_TESTS = \
 	t/integration/ops-config.sh \
-	t/integration/ops-eicar.sh
+	t/integration/ops-eicar.sh \
+	t/integration/ops-compat.sh
 TESTS += $(OPS_TESTS)
 EXTRA_DIST += $(OPS_TESTS)
