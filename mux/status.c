@@ -188,6 +188,7 @@ static struct json_object *cmd_status(struct mux *mx, struct json_object *req)
 	add_str(o, "version", EPSEC_VERSION);
 	add_str(o, "build", EPSEC_BUILD_ID);
 	add_u64(o, "uptime_ms", now - mx->started_ms);
+	add_str(o, "agent_log_dir", mx->set->agent_log_dir);
 	add_u64(o, "generation", mx->generation);
 	json_object_object_add(o, "agents", peers_status(&mx->agents, now, agent_status));
 	json_object_object_add(o, "svas", peers_status(&mx->svas, now, sva_status));

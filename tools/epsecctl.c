@@ -67,6 +67,10 @@ static void usage(FILE *f)
 		"                   agent and SVA, and the ones it refused) with version,\n"
 		"                   build, protocol range, plugin ABI; one verdict per pair;\n"
 		"                   exit 1 when a pair is not compatible\n"
+		"  support-bundle -o FILE\n"
+		"                   one tar.gz for a ticket: versions, status, effective\n"
+		"                   configs (secrets removed), logs, kernel and fanotify facts,\n"
+		"                   quarantine index, MANIFEST.txt; bounded in size\n"
 		"  eicar-test DIR   the runbook's EICAR test, timed: a clean file opens, an\n"
 		"                   EICAR file written gets the action, one never scanned is\n"
 		"                   refused on open; nothing left behind; exit 0 all held\n"
@@ -522,6 +526,7 @@ static const struct standalone {
 	{ "quarantine", epsecctl_quarantine },
 	{ "eicar-test", epsecctl_eicar_test },
 	{ "compat", epsecctl_compat },
+	{ "support-bundle", epsecctl_support_bundle },
 };
 
 static const struct standalone *find_standalone(const char *name)

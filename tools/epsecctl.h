@@ -22,6 +22,7 @@ void epsecctl_ctl_path(const struct epsecctl_env *env, const char *daemon, char 
 int epsecctl_scan(const struct epsecctl_env *env, int argc, char **argv);
 int epsecctl_keygen(const struct epsecctl_env *env, int argc, char **argv);
 int epsecctl_quarantine(const struct epsecctl_env *env, int argc, char **argv);
+int epsecctl_support_bundle(const struct epsecctl_env *env, int argc, char **argv);
 int epsecctl_compat(const struct epsecctl_env *env, int argc, char **argv);
 int epsecctl_eicar_test(const struct epsecctl_env *env, int argc, char **argv);
 
