@@ -21,6 +21,7 @@
 #include "control.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "detect.h"
 #include "fanotify.h"
 #include "held.h"
 #include "loader.h"
@@ -337,6 +338,7 @@ static void shutdown_all(struct vsep *v)
 	if (v->workers_up)
 		vsep_workers_stop();
 	epsec_log_set_forward(NULL);
+	vsep_detect_set_sink(NULL);
 	if (v->mux_up)
 		vsep_mux_stop();
 	if (v->held_up) {
@@ -369,6 +371,7 @@ static int run(struct vsep *v)
 	if (r == 0) {
 		apply_debug(v->s.common.debug_level, v->s.common.debug_dest);
 		epsec_log_set_forward(vsep_mux_log_forward);
+		vsep_detect_set_sink(vsep_mux_log_forward);
 		r = launch(v);
 	}
 	if (r == 0) {

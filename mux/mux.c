@@ -15,6 +15,7 @@
 #include <epsec/version.h>
 
 #include "agentlog.h"
+#include "detect.h"
 #include "log.h"
 
 #define EPSEC_LOG_SRC "mux"
@@ -588,6 +589,12 @@ static void peer_log(struct mux_conn *pc, const Epsec__Log *l)
 {
 	const char *dir = pc->mux->set->agent_log_dir;
 	int rc;
+
+	/* An agent's detection record (agent/detect.c): detections log. */
+	if (!pc->route.is_sva && pc->mux->detect && l->source && !strcmp(l->source, "detection")) {
+		mux_detect_record(pc->mux->detect, pc->id, epsec_conn_peer(pc->conn), l->text);
+		return;
+	}
 
 	if (pc->log_fd < 0 && !pc->log_failed) {
 		rc = mux_agentlog_open(dir, pc->id);

@@ -23,6 +23,10 @@ struct mux_settings {
 	int peer_timeout_ms;     /* link liveness: PING after a third, drop after it */
 	int sva_window;          /* events one SVA may hold unanswered */
 	bool pass_fds;           /* offer fd passing on links that can */
+	const char *detections_log;   /* one JSON line per detection (detect.c) */
+	struct epsec_strlist on_detect; /* argv run for each detection, no shell */
+	int on_detect_max;            /* at once */
+	int on_detect_timeout_ms;     /* then killed */
 };
 
 /* One listening URI and the role its peers must have. */
@@ -71,6 +75,8 @@ struct mux_refused {
 	uint64_t when_ms;
 };
 
+struct mux_detect;
+
 struct mux {
 	struct epsec_loop *loop;
 	const struct mux_settings *set;
@@ -89,6 +95,7 @@ struct mux {
 	size_t fds_held, fds_max;   /* fds of events not yet given an SVA */
 	struct mux_refused refused[MUX_REFUSED_MAX]; /* a ring, newest at n_refused - 1 */
 	uint64_t n_refused;
+	struct mux_detect *detect;  /* main.c's; NULL: detections only logged */
 };
 
 /* Listen on every endpoint of `set` (which must outlive the mux) and start

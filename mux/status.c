@@ -6,6 +6,7 @@
 #include <string.h>
 #include <epsec/version.h>
 
+#include "detect.h"
 #include "log.h"
 
 #define EPSEC_LOG_SRC "mux"
@@ -198,6 +199,8 @@ static struct json_object *cmd_status(struct mux *mx, struct json_object *req)
 	json_object_object_add(o, "counters", counters_status(mx));
 	add_u64(o, "in_flight", mux_route_live(mx->route));
 	json_object_object_add(o, "latency", latency_status(mx));
+	if (mx->detect)
+		json_object_object_add(o, "detections", mux_detect_status(mx->detect));
 	return o;
 }
 

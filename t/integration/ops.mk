@@ -4,6 +4,7 @@ OPS_TESTS = \
 	t/integration/ops-config.sh \
 	t/integration/ops-eicar.sh \
 	t/integration/ops-compat.sh \
-	t/integration/ops-bundle.sh
+	t/integration/ops-bundle.sh \
+	t/integration/ops-detect.sh
 TESTS += $(OPS_TESTS)
 EXTRA_DIST += $(OPS_TESTS)
