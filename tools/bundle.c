@@ -88,17 +88,15 @@ static void add_json(struct bundle *b, const char *name, struct json_object *o, 
 
 static struct json_object *ask(struct bundle *b, int i, const char *cmd)
 {
-	struct json_object *req = json_object_new_object(), *reply = NULL;
+	struct json_object *reply;
 	char path[PATH_MAX];
 	int r;
 
-	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	reply = epsecctl_ask(b->env, daemons[i], cmd, CALL_TIMEOUT_MS, &r);
 	epsecctl_ctl_path(b->env, daemons[i], path, sizeof(path));
-	r = epsec_ctl_call(path, req, CALL_TIMEOUT_MS, &reply);
-	json_object_put(req);
-	if (r < 0 && !strcmp(cmd, "status"))
+	if (!reply && !strcmp(cmd, "status"))
 		note(b, "NOT HERE  %s: %s: %s", daemons[i], path, strerror(-r));
-	return r < 0 ? NULL : reply;
+	return reply;
 }
 
 static void add_daemon(struct bundle *b, int i)

@@ -25,17 +25,7 @@ struct compat {
 
 static struct json_object *ask_status(const struct epsecctl_env *env, const char *daemon)
 {
-	struct json_object *req = json_object_new_object(), *reply = NULL;
-	char path[PATH_MAX];
-
-	json_object_object_add(req, "cmd", json_object_new_string("status"));
-	epsecctl_ctl_path(env, daemon, path, sizeof(path));
-	if (epsec_ctl_call(path, req, CALL_TIMEOUT_MS, &reply) < 0 || !jbool(reply, "ok")) {
-		json_object_put(reply);
-		reply = NULL;
-	}
-	json_object_put(req);
-	return reply;
+	return epsecctl_ask(env, daemon, "status", CALL_TIMEOUT_MS, NULL);
 }
 
 static void pair(struct compat *c, bool ok, const char *a, const char *b, const char *why)

@@ -71,6 +71,9 @@ static void usage(FILE *f)
 		"                   one tar.gz for a ticket: versions, status, effective\n"
 		"                   configs (secrets removed), logs, kernel and fanotify facts,\n"
 		"                   quarantine index, MANIFEST.txt; bounded in size\n"
+		"  metrics          every running daemon's status in the Prometheus text format\n"
+		"  top [-n N]       a live view, refreshed every second: counters and their\n"
+		"                   rates per second (-n: N screens, then exit)\n"
 		"  eicar-test DIR   the runbook's EICAR test, timed: a clean file opens, an\n"
 		"                   EICAR file written gets the action, one never scanned is\n"
 		"                   refused on open; nothing left behind; exit 0 all held\n"
@@ -105,6 +108,28 @@ void epsecctl_ctl_path(const struct epsecctl_env *env, const char *daemon, char 
 		snprintf(buf, len, "%s", env->socket);
 	else
 		snprintf(buf, len, "%s/%s.ctl", default_rundir(env->rundir), daemon);
+}
+
+struct json_object *epsecctl_ask(const struct epsecctl_env *env, const char *daemon,
+				 const char *cmd, int timeout_ms, int *err)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	char path[PATH_MAX];
+	int r;
+
+	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	epsecctl_ctl_path(env, daemon, path, sizeof(path));
+	r = epsec_ctl_call(path, req, timeout_ms, &reply);
+	json_object_put(req);
+	if (r == 0 && !jbool(reply, "ok"))
+		r = -EPROTO;
+	if (r < 0) {
+		json_object_put(reply);
+		reply = NULL;
+	}
+	if (err)
+		*err = r;
+	return reply;
 }
 
 static void targets_init(struct ctl *c, const char *rundir, const char *socket)
@@ -527,6 +552,8 @@ static const struct standalone {
 	{ "eicar-test", epsecctl_eicar_test },
 	{ "compat", epsecctl_compat },
 	{ "support-bundle", epsecctl_support_bundle },
+	{ "metrics", epsecctl_metrics },
+	{ "top", epsecctl_top },
 };
 
 static const struct standalone *find_standalone(const char *name)

@@ -5,6 +5,7 @@ OPS_TESTS = \
 	t/integration/ops-eicar.sh \
 	t/integration/ops-compat.sh \
 	t/integration/ops-bundle.sh \
-	t/integration/ops-detect.sh
+	t/integration/ops-detect.sh \
+	t/integration/ops-metrics.sh
 TESTS += $(OPS_TESTS)
 EXTRA_DIST += $(OPS_TESTS)
