@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "detect.h"
 #include "log.h"
 #include "quarantine.h"
 
@@ -59,9 +60,8 @@ static int delete_file(const char *path, dev_t dev, ino_t ino, const char *signa
 }
 
 static int quarantine_file(const char *path, dev_t dev, ino_t ino, const char *engine,
-			   const char *signature)
+			   const char *signature, char id[VSEP_QUARANTINE_ID_LEN])
 {
-	char id[VSEP_QUARANTINE_ID_LEN];
 	int r = vsep_quarantine_file(path, dev, ino, engine, signature, id);
 
 	if (r < 0) {
@@ -89,9 +89,30 @@ int vsep_action_apply(enum vsep_action act, const char *path, dev_t dev, ino_t i
 	return vsep_action_apply_engine(act, path, dev, ino, NULL, signature);
 }
 
+/* The detection record's "result": what became of the file. */
+static void report(enum vsep_action act, const char *path, const char *engine,
+		   const char *signature, int r, const char *id)
+{
+	char result[160];
+
+	if (r == 0 && act == VSEP_ACT_DENY)
+		snprintf(result, sizeof(result), "left in place, opens refused");
+	else if (r == 0 && act == VSEP_ACT_DELETE)
+		snprintf(result, sizeof(result), "deleted");
+	else if (r == 0)
+		snprintf(result, sizeof(result), "quarantined as %s", id);
+	else
+		snprintf(result, sizeof(result), "failed: %s", r == -ESTALE ? "the path now names "
+			 "another file" : strerror(-r));
+	vsep_detect_report(path, engine, signature, act, result);
+}
+
 int vsep_action_apply_engine(enum vsep_action act, const char *path, dev_t dev, ino_t ino,
 			     const char *engine, const char *signature)
 {
+	char id[VSEP_QUARANTINE_ID_LEN] = "";
+	int r = 0;
+
 	if (!signature)
 		signature = "infected";
 	switch (act) {
@@ -99,11 +120,18 @@ int vsep_action_apply_engine(enum vsep_action act, const char *path, dev_t dev, 
 		return 0;
 	case VSEP_ACT_DENY:
 		EPSEC_WARN("%s: %s (action deny: file left in place)", path, signature);
-		return 0;
+		break;
 	case VSEP_ACT_DELETE:
-		return delete_file(path, dev, ino, signature);
+		r = delete_file(path, dev, ino, signature);
+		break;
 	case VSEP_ACT_QUARANTINE:
-		return quarantine_file(path, dev, ino, engine, signature);
+		r = quarantine_file(path, dev, ino, engine, signature, id);
+		break;
+	default:
+		return -EINVAL;
 	}
-	return -EINVAL;
+	/* Already gone: a second scan of the file, whose first was reported. */
+	if (r != -ENOENT)
+		report(act, path, engine, signature, r, id);
+	return r;
 }

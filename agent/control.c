@@ -5,6 +5,7 @@
 #include "workers.h"
 
 #include <string.h>
+#include <unistd.h>
 #include <json-c/json.h>
 #include <epsec/version.h>
 
@@ -52,6 +53,10 @@ static struct json_object *identity(void)
 	add_str(o, "id", ctl.s->common.id);
 	add_str(o, "version", EPSEC_VERSION);
 	add_str(o, "build", EPSEC_BUILD_ID);
+	/* support-bundle reads the fanotify marks from /proc/PID/fdinfo. */
+	add_num(o, "pid", (unsigned long)getpid());
+	add_num(o, "protocol_min", EPSEC_PROTO_VERSION_MIN);
+	add_num(o, "protocol_max", EPSEC_PROTO_VERSION_MAX);
 	return o;
 }
 

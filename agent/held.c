@@ -15,6 +15,7 @@
 #include "actions.h"
 #include "cache.h"
 #include "fanotify.h"
+#include "detect.h"
 #include "log.h"
 #include "loop.h"
 #include "unscanned.h"
@@ -287,6 +288,15 @@ static void log_engine_error(const struct held *h, const struct vsep_outcome *o,
 			  o->signature ? o->signature : "engine error");
 }
 
+/* An open refused on a detection is a detection record too (detect.h). */
+static void report_denied(const struct held *h, const struct vsep_outcome *o)
+{
+	char result[64];
+
+	snprintf(result, sizeof(result), "open refused to pid %d", (int)h->ev.pid);
+	vsep_detect_report(h->path, o->engine, o->signature, VSEP_ACT_DENY, result);
+}
+
 static void log_verdict(const struct held *h, const struct vsep_outcome *o, bool allow)
 {
 	if (o->why == VSEP_WHY_ENGINE_ERROR) {
@@ -300,6 +310,7 @@ static void log_verdict(const struct held *h, const struct vsep_outcome *o, bool
 		EPSEC_WARN("%s: %s found by %s: access denied to pid %d", h->path,
 			   o->signature ? o->signature : "infected", o->engine ? o->engine : "?",
 			   (int)h->ev.pid);
+		report_denied(h, o);
 	}
 }
 

@@ -21,6 +21,7 @@
 #include "control.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "detect.h"
 #include "fanotify.h"
 #include "held.h"
 #include "loader.h"
@@ -337,6 +338,7 @@ static void shutdown_all(struct vsep *v)
 	if (v->workers_up)
 		vsep_workers_stop();
 	epsec_log_set_forward(NULL);
+	vsep_detect_set_sink(NULL);
 	if (v->mux_up)
 		vsep_mux_stop();
 	if (v->held_up) {
@@ -369,6 +371,7 @@ static int run(struct vsep *v)
 	if (r == 0) {
 		apply_debug(v->s.common.debug_level, v->s.common.debug_dest);
 		epsec_log_set_forward(vsep_mux_log_forward);
+		vsep_detect_set_sink(vsep_mux_log_forward);
 		r = launch(v);
 	}
 	if (r == 0) {
@@ -387,8 +390,9 @@ static int load(struct vsep *v)
 {
 	int r = epsec_conf_load(&v->conf, v->d.conf_path, schema, &v->s);
 
-	if (r == 0 && (!all_absolute(v->d.conf_path, "protect", &v->s.protect) ||
-		       !all_absolute(v->d.conf_path, "exclude_paths", &v->s.exclude_paths)))
+	/* Both lists checked even after other errors: every mistake at once. */
+	if (!all_absolute(v->d.conf_path, "protect", &v->s.protect) |
+	    !all_absolute(v->d.conf_path, "exclude_paths", &v->s.exclude_paths))
 		r = -EINVAL;
 	if (r == 0)
 		v->conf_abs = realpath(v->d.conf_path, NULL);
@@ -408,7 +412,11 @@ int main(int argc, char **argv)
 	defaults(&v.s);
 	if (load(&v) < 0 || check_fd_budget(&v.s) < 0) {
 		status = EPSEC_EX_CONFIG;
+	} else if (v.d.test_config) {
+		epsec_conf_print(stdout, &v.conf, schema, &v.s, false);
+		status = 0;
 	} else {
+		epsec_conf_publish(&v.conf, schema, &v.s);
 		epsec_log_set_level(v.s.common.debug_level);
 		status = run(&v);
 	}

@@ -831,3 +831,232 @@ void epsec_intlist_free(struct epsec_intlist *l)
 	l->v = NULL;
 	l->n = 0;
 }
+
+/* ------------------------------------------------------------ effective settings */
+
+/* Keys whose values an operator must never paste into a ticket: CURVE key
+ * pair files (curve_secret_key, curve_key) and anything named a secret. */
+static bool is_secret(const char *name)
+{
+	return name && (strstr(name, "secret") || strstr(name, "password") ||
+			!strcmp(name, "curve_key"));
+}
+
+static void print_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\x%02x", (unsigned char)*s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void print_setting(FILE *f, const config_setting_t *s, int depth, bool redact);
+
+static void print_members(FILE *f, const config_setting_t *s, int depth, bool redact)
+{
+	int n = config_setting_length(s);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+
+		if (config_setting_is_group(s))
+			fprintf(f, "%*s%s = ", depth * 2, "", config_setting_name(m));
+		else
+			fprintf(f, "%*s", depth * 2, "");
+		print_setting(f, m, depth, redact);
+		fprintf(f, config_setting_is_group(s) ? ";\n" : i + 1 < n ? ",\n" : "\n");
+	}
+}
+
+/* Arrays hold scalars only: one line. */
+static void print_array(FILE *f, const config_setting_t *s)
+{
+	int n = config_setting_length(s);
+
+	fprintf(f, "[ ");
+	for (int i = 0; i < n; i++) {
+		print_setting(f, config_setting_get_elem(s, (unsigned)i), 0, false);
+		fprintf(f, i + 1 < n ? ", " : " ");
+	}
+	fprintf(f, "]");
+}
+
+/* A libconfig value as the file could have written it. */
+static void print_setting(FILE *f, const config_setting_t *s, int depth, bool redact)
+{
+	if (redact && is_secret(config_setting_name(s))) {
+		fprintf(f, "\"(removed)\"");
+		return;
+	}
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		fprintf(f, "%lld", (long long)config_setting_get_int64(s));
+		return;
+	case CONFIG_TYPE_FLOAT:
+		fprintf(f, "%g", config_setting_get_float(s));
+		return;
+	case CONFIG_TYPE_BOOL:
+		fprintf(f, config_setting_get_bool(s) ? "true" : "false");
+		return;
+	case CONFIG_TYPE_STRING:
+		print_string(f, config_setting_get_string(s));
+		return;
+	default:
+		break;
+	}
+	if (config_setting_is_array(s)) {
+		print_array(f, s);
+		return;
+	}
+	fprintf(f, config_setting_is_group(s) ? "{\n" : "(\n");
+	print_members(f, s, depth + 1, redact);
+	fprintf(f, "%*s%s", depth * 2, "", config_setting_is_group(s) ? "}" : ")");
+}
+
+static void print_strlist(FILE *f, const struct epsec_strlist *l)
+{
+	fprintf(f, "[ ");
+	for (size_t i = 0; i < l->n; i++) {
+		print_string(f, l->v[i]);
+		fprintf(f, i + 1 < l->n ? ", " : " ");
+	}
+	fprintf(f, "]");
+}
+
+static void print_intlist(FILE *f, const struct epsec_intlist *l)
+{
+	fprintf(f, "[ ");
+	for (size_t i = 0; i < l->n; i++)
+		fprintf(f, "%lld%s", l->v[i], i + 1 < l->n ? ", " : " ");
+	fprintf(f, "]");
+}
+
+/* A string key left NULL by the defaults: the program decides at run time. */
+static bool unset(const struct epsec_conf_key *key, const char *field)
+{
+	return (key->type == EPSEC_CONF_STRING || key->type == EPSEC_CONF_URI) &&
+	       !*(const char *const *)field;
+}
+
+static void print_value(FILE *f, const struct epsec_conf_key *key, const char *field,
+			bool redact)
+{
+	const config_setting_t *g;
+
+	switch (key->type) {
+	case EPSEC_CONF_INT:
+		fprintf(f, "%d", *(const int *)field);
+		return;
+	case EPSEC_CONF_BOOL:
+		fprintf(f, *(const bool *)field ? "true" : "false");
+		return;
+	case EPSEC_CONF_STRING:
+	case EPSEC_CONF_URI:
+		print_string(f, *(const char *const *)field);
+		return;
+	case EPSEC_CONF_CHOICE:
+		print_string(f, key->choices[*(const int *)field]);
+		return;
+	case EPSEC_CONF_STRLIST:
+	case EPSEC_CONF_URILIST:
+		print_strlist(f, (const struct epsec_strlist *)field);
+		return;
+	case EPSEC_CONF_SIZE:
+		fprintf(f, "%lldL", (long long)*(const int64_t *)field);
+		return;
+	case EPSEC_CONF_INTLIST:
+		print_intlist(f, (const struct epsec_intlist *)field);
+		return;
+	case EPSEC_CONF_GROUP:
+	case EPSEC_CONF_LIST:
+		g = *(const config_setting_t *const *)field;
+		if (g)
+			print_setting(f, g, 0, redact);
+		else
+			fprintf(f, key->type == EPSEC_CONF_GROUP ? "{ }" : "( )");
+		return;
+	}
+}
+
+static void print_key(FILE *f, const config_setting_t *root, const struct epsec_conf_key *key,
+		      const void *settings, bool redact)
+{
+	const char *field = (const char *)settings + key->offset;
+	bool from_file = root && config_setting_get_member(root, key->name);
+
+	if (unset(key, field)) {
+		fprintf(f, "# %s: not set (decided at run time)\n", key->name);
+		return;
+	}
+	fprintf(f, "%s = ", key->name);
+	if (redact && is_secret(key->name))
+		fprintf(f, "\"(removed)\"");
+	else
+		print_value(f, key, field, redact);
+	fprintf(f, ";%s\n", from_file ? "" : "  # default");
+}
+
+/* The X_options groups go to the transports as written. */
+static void print_companions(FILE *f, const config_setting_t *root,
+			     const struct epsec_conf_key *schema, bool redact)
+{
+	for (int i = 0; root && i < config_setting_length(root); i++) {
+		const config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
+
+		if (!epsec_topts_companion(schema, config_setting_name(m)))
+			continue;
+		fprintf(f, "%s = ", config_setting_name(m));
+		print_setting(f, m, 0, redact);
+		fprintf(f, ";\n");
+	}
+}
+
+void epsec_conf_print(FILE *f, const struct epsec_conf *conf,
+		      const struct epsec_conf_key *schema, const void *settings, bool redact)
+{
+	const config_setting_t *root = config_root_setting(&conf->cfg);
+
+	fprintf(f, "# effective configuration from %s: every key, defaults filled in\n",
+		conf->path ? conf->path : "(no file)");
+	for (const struct epsec_conf_key *key = schema; key->name; key++)
+		print_key(f, root, key, settings, redact);
+	print_companions(f, root, schema, redact);
+}
+
+/* What the daemon runs with, for its control socket's "config": set once
+ * on the main thread before the socket listens, read on that thread. */
+static struct {
+	const struct epsec_conf *conf;
+	const struct epsec_conf_key *schema;
+	const void *settings;
+} published;
+
+void epsec_conf_publish(const struct epsec_conf *conf, const struct epsec_conf_key *schema,
+			const void *settings)
+{
+	published.conf = conf;
+	published.schema = schema;
+	published.settings = settings;
+}
+
+int epsec_conf_published(char **text)
+{
+	size_t len;
+	FILE *f;
+
+	*text = NULL;
+	if (!published.conf)
+		return -ENOENT;
+	f = open_memstream(text, &len);
+	if (!f)
+		return -errno;
+	epsec_conf_print(f, published.conf, published.schema, published.settings, true);
+	return fclose(f) == 0 ? 0 : -ENOMEM;
+}

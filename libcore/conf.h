@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <libconfig.h>
 
 #define EPSEC_EX_CONFIG 78 /* sysexits.h EX_CONFIG */
@@ -95,5 +96,18 @@ int epsec_conf_peek_int(const char *path, const char *key, int *value);
  * a malloc'd copy in *value, -ENOENT no such key, -EINVAL unparseable or
  * not a string, else -errno reading the file. Quiet, like peek_int. */
 int epsec_conf_peek_string(const char *path, const char *key, char **value);
+
+/* The effective settings (schema + the filled `settings`, defaults
+ * included, each key marked "# default" when the file did not set it, and
+ * the X_options groups as written), in libconfig syntax: the -t output.
+ * With `redact`, values of keys named *secret* or *password* are replaced. */
+void epsec_conf_print(FILE *f, const struct epsec_conf *conf,
+		      const struct epsec_conf_key *schema, const void *settings, bool redact);
+/* Remember what the daemon runs with (all three must outlive the control
+ * socket); epsec_conf_published gives it redacted, as malloc'd text:
+ * 0, -ENOENT nothing published, -ENOMEM. Main thread only. */
+void epsec_conf_publish(const struct epsec_conf *conf, const struct epsec_conf_key *schema,
+			const void *settings);
+int epsec_conf_published(char **text);
 
 #endif

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "log.h"
 
 #define EPSEC_LOG_SRC "ctl"
@@ -128,6 +129,31 @@ static struct json_object *parse_request(const char *line, size_t len)
 	return req;
 }
 
+/* {"cmd":"config"}: the effective settings, secrets removed, the same
+ * in every daemon (conf.c knows what each one runs with). */
+static struct json_object *config_reply(void)
+{
+	struct json_object *o = json_object_new_object();
+	char *text;
+	int r = epsec_conf_published(&text);
+
+	json_object_object_add(o, "ok", json_object_new_boolean(r == 0));
+	if (r == 0)
+		json_object_object_add(o, "config", json_object_new_string(text));
+	else
+		json_object_object_add(o, "error", json_object_new_string(strerror(-r)));
+	free(text);
+	return o;
+}
+
+/* Commands the control plane answers for every daemon; NULL: the daemon's. */
+static struct json_object *common_command(const char *cmd)
+{
+	if (!strcmp(cmd, "config"))
+		return config_reply();
+	return NULL;
+}
+
 static void handle_line(struct ctl_client *c, const char *line, size_t len)
 {
 	struct json_object *req = parse_request(line, len), *cmd, *reply;
@@ -141,7 +167,9 @@ static void handle_line(struct ctl_client *c, const char *line, size_t len)
 		reply_error(c, "expected a \"cmd\" string");
 		goto out;
 	}
-	reply = c->ctl->fn(json_object_get_string(cmd), req, c->ctl->arg);
+	reply = common_command(json_object_get_string(cmd));
+	if (!reply)
+		reply = c->ctl->fn(json_object_get_string(cmd), req, c->ctl->arg);
 	if (!reply || !json_object_is_type(reply, json_type_object)) {
 		EPSEC_ERR("command \"%s\": handler gave no reply object",
 			  json_object_get_string(cmd));

@@ -42,9 +42,12 @@ void epsec_daemon_print_version(const char *program)
 static void usage(FILE *f, const char *program, const char *default_conf)
 {
 	fprintf(f,
-		"Usage: %s [-c FILE] [-f] [-v] [-h]\n"
+		"Usage: %s [-c FILE] [-f] [-t] [-v] [-h]\n"
 		"  -c FILE  configuration file (default %s)\n"
 		"  -f       stay in the foreground\n"
+		"  -t       check the configuration (every error, FILE:LINE: KEY), print\n"
+		"           the effective settings with defaults filled in, then exit\n"
+		"           (0 good, 78 bad)\n"
 		"  -v       print the version and build, then exit\n"
 		"  -h       print this help, then exit\n",
 		program, default_conf);
@@ -58,14 +61,18 @@ void epsec_daemon_args(struct epsec_daemon *d, int argc, char **argv, const char
 	d->program = program;
 	d->conf_path = default_conf;
 	d->foreground = false;
+	d->test_config = false;
 	optind = 1;
-	while ((opt = getopt(argc, argv, "c:fvh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:ftvh")) != -1) {
 		switch (opt) {
 		case 'c':
 			d->conf_path = optarg;
 			break;
 		case 'f':
 			d->foreground = true;
+			break;
+		case 't':
+			d->test_config = true;
 			break;
 		case 'v':
 			epsec_daemon_print_version(program);

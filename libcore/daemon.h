@@ -13,6 +13,7 @@ struct epsec_daemon {
 	const char *program;    /* "vsep" */
 	const char *conf_path;  /* -c, or the default */
 	bool foreground;        /* -f */
+	bool test_config;       /* -t: check the file, print the effective settings, exit */
 };
 
 /* Parse argv. -v prints the version line and exits 0; -h prints usage and

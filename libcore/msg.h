@@ -18,7 +18,7 @@ typedef Epsec__Envelope epsec_msg;
  * path and executable; one LOG line. Longer is malformed. */
 #define EPSEC_ID_MAX 255u
 #define EPSEC_PATH_MAX 4096u
-#define EPSEC_LOG_TEXT_MAX 4096u
+#define EPSEC_LOG_TEXT_MAX 16384u /* a detection record names a path */
 
 /* HELLO/WELCOME capability: this peer passes and takes file descriptors
  * with EVENTs (Event.local_fd) on links that can carry them. */

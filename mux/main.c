@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "detect.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -40,6 +41,10 @@ static const struct epsec_conf_key schema[] = {
 	KEY("agent_max_events", EPSEC_CONF_INT, false, agent_max_events, 1, 1 << 24),
 	KEY("agent_max_inline", EPSEC_CONF_SIZE, false, agent_max_inline, 0, 0),
 	KEY("agent_log_rate", EPSEC_CONF_INT, false, agent_log_rate, 1, 1000000),
+	KEY("detections_log", EPSEC_CONF_STRING, false, detections_log, 0, 0),
+	KEY("on_detect", EPSEC_CONF_STRLIST, false, on_detect, 0, 0),
+	KEY("on_detect_max", EPSEC_CONF_INT, false, on_detect_max, 1, 64),
+	KEY("on_detect_timeout_ms", EPSEC_CONF_INT, false, on_detect_timeout_ms, 100, 600000),
 	{ NULL, 0, false, 0, 0, 0, NULL },
 };
 
@@ -59,6 +64,33 @@ static void defaults(struct mux_settings *set)
 	set->agent_max_events = 8192;
 	set->agent_max_inline = 64 << 20;
 	set->agent_log_rate = 200;
+	set->on_detect_max = 4;
+	set->on_detect_timeout_ms = 10000;
+}
+
+/* Unset, detections_log goes beside agent_log_dir (/var/log/epsec/agents
+ * -> /var/log/epsec/detections.log): a test's or a second mux's files
+ * stay together. */
+static void default_detections_log(struct mux_settings *set, char *buf, size_t len)
+{
+	const char *dir = set->agent_log_dir, *slash = strrchr(dir, '/');
+	int n = slash && slash != dir ? (int)(slash - dir) : (int)strlen(dir);
+
+	if (set->detections_log)
+		return;
+	snprintf(buf, len, "%.*s/detections.log", n, dir);
+	set->detections_log = buf;
+}
+
+/* posix_spawn runs on_detect[0] as given: no PATH search, no shell. */
+static int check_on_detect(const struct mux_settings *set, const char *path)
+{
+	if (set->on_detect.n && set->on_detect.v[0][0] != '/') {
+		EPSEC_ERR("%s: on_detect: expected an absolute path first, got \"%s\"", path,
+			  set->on_detect.v[0]);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* The control socket's directory (/run/epsec) may not exist after boot. */
@@ -81,6 +113,7 @@ static void make_parent(const char *path)
 
 struct mux_main {
 	struct epsec_daemon d;
+	char detections_log[PATH_MAX];
 	struct mux_settings set;
 	struct epsec_conf conf;
 	struct epsec_loop *loop;
@@ -127,6 +160,12 @@ static int start(struct mux_main *mm)
 	rc = mux_new(mm->loop, &mm->set, &mm->mux);
 	if (rc < 0)
 		return rc;
+	make_parent(mm->set.detections_log);
+	rc = mux_detect_new(mm->loop, &mm->set, &mm->mux->detect);
+	if (rc < 0) {
+		EPSEC_ERR("detections: %s", strerror(-rc));
+		return rc;
+	}
 	make_parent(mm->set.common.control);
 	rc = epsec_ctl_listen(mm->loop, mm->set.common.control, mux_ctl, mm->mux, &mm->ctl);
 	if (rc < 0) {
@@ -143,12 +182,15 @@ static void stop(struct mux_main *mm)
 {
 	if (mm->ctl)
 		epsec_ctl_close(mm->ctl);
+	if (mm->mux)
+		mux_detect_free(mm->mux->detect);
 	mux_free(mm->mux);
 	if (mm->loop)
 		epsec_loop_free(mm->loop);
 	epsec_loader_exit();
 	epsec_strlist_free(&mm->set.agents);
 	epsec_strlist_free(&mm->set.svas);
+	epsec_strlist_free(&mm->set.on_detect);
 	epsec_conf_free(&mm->conf);
 }
 
@@ -162,12 +204,18 @@ int main(int argc, char **argv)
 	epsec_log_open(PROGRAM, EPSEC_DEST_STDERR, EPSEC_LOG_WARNING);
 	epsec_daemon_args(&mm.d, argc, argv, PROGRAM, DEFAULT_CONF);
 	defaults(&mm.set);
-	if (epsec_conf_load(&mm.conf, mm.d.conf_path, schema, &mm.set) < 0) {
-		epsec_conf_free(&mm.conf);
-		epsec_strlist_free(&mm.set.agents);
-		epsec_strlist_free(&mm.set.svas);
+	if ((epsec_conf_load(&mm.conf, mm.d.conf_path, schema, &mm.set) < 0) |
+	    (check_on_detect(&mm.set, mm.d.conf_path) < 0)) {
+		stop(&mm);
 		return EPSEC_EX_CONFIG;
 	}
+	default_detections_log(&mm.set, mm.detections_log, sizeof(mm.detections_log));
+	if (mm.d.test_config) {
+		epsec_conf_print(stdout, &mm.conf, schema, &mm.set, false);
+		stop(&mm);
+		return 0;
+	}
+	epsec_conf_publish(&mm.conf, schema, &mm.set);
 	/* DEBUG_DEST=2 means "to the host": the mux is the host. */
 	epsec_log_open(PROGRAM,
 		       mm.set.common.debug_dest == EPSEC_DEST_HOST ? EPSEC_DEST_SYSLOG

@@ -16,6 +16,7 @@
 #include <epsec/version.h>
 
 #include "agentlog.h"
+#include "detect.h"
 #include "log.h"
 
 #define EPSEC_LOG_SRC "mux"
@@ -416,6 +417,8 @@ static int adopt_hello(struct mux_conn *pc, const Epsec__Hello *h)
 	if (!pc->id || !pc->build)
 		return -ENOMEM;
 	pc->generation = h->has_generation ? h->generation : 0;
+	pc->proto_min = h->version_min;
+	pc->proto_max = h->version_max;
 	/* An agent sends no bytes with an fd: offered only when an SVA can
 	 * get the fd in turn, else every scan would pull all through READ. */
 	pc->fds = pc->mux->set->pass_fds && epsec_conn_passes_fds(pc->conn) &&
@@ -482,6 +485,7 @@ static int welcome(struct mux_conn *pc, const Epsec__Hello *h)
 	if (!why && pc->route.is_sva && mux_route_add_sva(mx->route, &pc->route) < 0)
 		why = "out of memory", code = ENOMEM;
 	if (why) {
+		mux_status_refused(mx, pc, why);
 		violation(pc, code, why);
 		return -EPROTO;
 	}
@@ -715,6 +719,12 @@ static void peer_log(struct mux_conn *pc, const Epsec__Log *l)
 {
 	const char *dir = pc->mux->set->agent_log_dir;
 	int rc;
+
+	/* An agent's detection record (agent/detect.c): detections log. */
+	if (!pc->route.is_sva && pc->mux->detect && l->source && !strcmp(l->source, "detection")) {
+		mux_detect_record(pc->mux->detect, pc->id, epsec_conn_peer(pc->conn), l->text);
+		return;
+	}
 
 	if (!log_allowed(pc))
 		return;

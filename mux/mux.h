@@ -26,6 +26,10 @@ struct mux_settings {
 	int agent_max_events;    /* one agent's events in the mux at once */
 	int64_t agent_max_inline; /* and the inline bytes they hold */
 	int agent_log_rate;      /* LOG lines a second one agent may write */
+	const char *detections_log;   /* one JSON line per detection (detect.c) */
+	struct epsec_strlist on_detect; /* argv run for each detection, no shell */
+	int on_detect_max;            /* at once */
+	int on_detect_timeout_ms;     /* then killed */
 };
 
 /* One listening URI and the role its peers must have. */
@@ -47,6 +51,7 @@ struct mux_conn {
 	char *id;
 	char *build;
 	uint32_t version;        /* agreed protocol version */
+	uint32_t proto_min, proto_max; /* the range its HELLO said (epsecctl compat) */
 	char **engines;          /* SVA */
 	size_t n_engines;
 	uint64_t generation;     /* SVA */
@@ -85,6 +90,16 @@ struct mux_counters {
 #define GENERATION_GAP_MS 1000
 /* A generation is a reload's time: further ahead than this is a lie. */
 #define GENERATION_FUTURE_S (366 * 86400)
+/* A peer refused at HELLO, kept for `epsecctl compat`: an incompatible
+ * peer never shows among the agents and SVAs. */
+#define MUX_REFUSED_MAX 16
+struct mux_refused {
+	char id[64], build[64], peer[128], role[8], why[128];
+	uint32_t proto_min, proto_max;
+	uint64_t when_ms;
+};
+
+struct mux_detect;
 
 struct mux {
 	struct epsec_loop *loop;
@@ -104,6 +119,9 @@ struct mux {
 	uint64_t announced_ms;
 	bool sva_fds;               /* some SVA endpoint can take fds */
 	size_t fds_held, fds_max;   /* fds of events not yet given an SVA */
+	struct mux_refused refused[MUX_REFUSED_MAX]; /* a ring, newest at n_refused - 1 */
+	uint64_t n_refused;
+	struct mux_detect *detect;  /* main.c's; NULL: detections only logged */
 };
 
 /* Listen on every endpoint of `set` (which must outlive the mux) and start
@@ -114,6 +132,8 @@ void mux_free(struct mux *m);
 /* SIGHUP: agent log files are reopened on their next line (logrotate). */
 void mux_reopen_logs(struct mux *m);
 
+/* Remember a peer refused at HELLO for status (status.c). */
+void mux_status_refused(struct mux *mx, const struct mux_conn *pc, const char *why);
 /* The control socket's handler (status.c); arg is the struct mux. */
 struct json_object *mux_ctl(const char *cmd, struct json_object *req, void *arg);
 

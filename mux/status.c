@@ -6,6 +6,7 @@
 #include <string.h>
 #include <epsec/version.h>
 
+#include "detect.h"
 #include "log.h"
 
 #define EPSEC_LOG_SRC "mux"
@@ -57,6 +58,8 @@ static struct json_object *agent_status(const struct mux_conn *pc, uint64_t now)
 	add_str(o, "peer", epsec_conn_peer(pc->conn));
 	add_str(o, "endpoint", pc->endpoint->uri);
 	add_u64(o, "version", pc->version);
+	add_u64(o, "protocol_min", pc->proto_min);
+	add_u64(o, "protocol_max", pc->proto_max);
 	add_str(o, "build", pc->build);
 	add_u64(o, "events", pc->events);
 	add_u64(o, "in_flight", pc->route.in_flight);
@@ -77,6 +80,8 @@ static struct json_object *sva_status(const struct mux_conn *pc, uint64_t now)
 	add_str(o, "peer", epsec_conn_peer(pc->conn));
 	add_str(o, "endpoint", pc->endpoint->uri);
 	add_u64(o, "version", pc->version);
+	add_u64(o, "protocol_min", pc->proto_min);
+	add_u64(o, "protocol_max", pc->proto_max);
 	add_str(o, "build", pc->build);
 	json_object_object_add(o, "engines", engines);
 	add_u64(o, "generation", pc->generation);
@@ -100,6 +105,48 @@ static struct json_object *peers_status(const struct mux_list *head, uint64_t no
 
 		if (!pc->rejected)
 			json_object_array_add(a, one(pc, now));
+	}
+	return a;
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+void mux_status_refused(struct mux *mx, const struct mux_conn *pc, const char *why)
+{
+	struct mux_refused *r = &mx->refused[mx->n_refused++ % MUX_REFUSED_MAX];
+
+	copy_str(r->id, sizeof(r->id), pc->id);
+	copy_str(r->build, sizeof(r->build), pc->build);
+	copy_str(r->peer, sizeof(r->peer), epsec_conn_peer(pc->conn));
+	copy_str(r->role, sizeof(r->role), pc->endpoint->role == EPSEC_ROLE_SVA ? "sva" : "agent");
+	copy_str(r->why, sizeof(r->why), why);
+	r->proto_min = pc->proto_min;
+	r->proto_max = pc->proto_max;
+	r->when_ms = epsec_now_ms();
+}
+
+/* The last MUX_REFUSED_MAX peers refused at HELLO, oldest first. */
+static struct json_object *refused_status(const struct mux *mx, uint64_t now)
+{
+	struct json_object *a = json_object_new_array();
+	uint64_t first = mx->n_refused > MUX_REFUSED_MAX ? mx->n_refused - MUX_REFUSED_MAX : 0;
+
+	for (uint64_t i = first; i < mx->n_refused; i++) {
+		const struct mux_refused *r = &mx->refused[i % MUX_REFUSED_MAX];
+		struct json_object *o = json_object_new_object();
+
+		add_str(o, "id", r->id);
+		add_str(o, "role", r->role);
+		add_str(o, "peer", r->peer);
+		add_str(o, "build", r->build);
+		add_u64(o, "protocol_min", r->proto_min);
+		add_u64(o, "protocol_max", r->proto_max);
+		add_str(o, "why", r->why);
+		add_u64(o, "ago_ms", now - r->when_ms);
+		json_object_array_add(a, o);
 	}
 	return a;
 }
@@ -147,12 +194,18 @@ static struct json_object *cmd_status(struct mux *mx, struct json_object *req)
 	add_str(o, "version", EPSEC_VERSION);
 	add_str(o, "build", EPSEC_BUILD_ID);
 	add_u64(o, "uptime_ms", now - mx->started_ms);
+	add_str(o, "agent_log_dir", mx->set->agent_log_dir);
 	add_u64(o, "generation", mx->generation);
 	json_object_object_add(o, "agents", peers_status(&mx->agents, now, agent_status));
 	json_object_object_add(o, "svas", peers_status(&mx->svas, now, sva_status));
+	json_object_object_add(o, "refused", refused_status(mx, now));
+	add_u64(o, "protocol_min", EPSEC_PROTO_VERSION_MIN);
+	add_u64(o, "protocol_max", EPSEC_PROTO_VERSION_MAX);
 	json_object_object_add(o, "counters", counters_status(mx));
 	add_u64(o, "in_flight", mux_route_live(mx->route));
 	json_object_object_add(o, "latency", latency_status(mx));
+	if (mx->detect)
+		json_object_object_add(o, "detections", mux_detect_status(mx->detect));
 	return o;
 }
 

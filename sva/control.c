@@ -41,6 +41,12 @@ static struct json_object *reply_head(void)
 	json_object_object_add(o, "program", json_object_new_string("epsec-sva"));
 	json_object_object_add(o, "version", json_object_new_string(EPSEC_VERSION));
 	json_object_object_add(o, "build", json_object_new_string(EPSEC_BUILD_ID));
+	/* What `epsecctl compat` compares: libepsec's protocol range, and the
+	 * verdict plugin ABI this appliance hosts. */
+	json_object_object_add(o, "protocol_min", json_object_new_int(EPSEC_PROTO_VERSION_MIN));
+	json_object_object_add(o, "protocol_max", json_object_new_int(EPSEC_PROTO_VERSION_MAX));
+	json_object_object_add(o, "abi_major", json_object_new_int(EPSEC_VERDICT_ABI_MAJOR));
+	json_object_object_add(o, "abi_minor", json_object_new_int(EPSEC_VERDICT_ABI_MINOR));
 	return o;
 }
 
@@ -54,6 +60,8 @@ static struct json_object *engine_status(struct sva_engine *en)
 	json_object_object_add(o, "version",
 			       json_object_new_string(en->p->version ? en->p->version : ""));
 	json_object_object_add(o, "action", json_object_new_string(sva_action_name(en->action)));
+	json_object_object_add(o, "abi_major", json_object_new_int((int)en->p->abi_major));
+	json_object_object_add(o, "abi_minor", json_object_new_int((int)en->p->abi_minor));
 	json_object_object_add(o, "signatures", json_object_new_string(line));
 	return o;
 }

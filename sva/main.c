@@ -358,10 +358,13 @@ int main(int argc, char **argv)
 		r = configure(&sva, &conf, d.conf_path);
 	if (r == 0)
 		r = load_plugins(&sva);
-	if (r < 0) {
-		ret = start_failure(r);
+	if (r < 0 || d.test_config) {
+		ret = r < 0 ? start_failure(r) : 0;
+		if (r == 0)
+			epsec_conf_print(stdout, &conf, schema, &sva.set, false);
 		goto out;
 	}
+	epsec_conf_publish(&conf, schema, &sva.set);
 	ret = EXIT_FAILURE;
 	r = epsec_loop_new(&loop);
 	if (r == 0)

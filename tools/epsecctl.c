@@ -15,6 +15,7 @@
 
 #include "ctl.h"
 #include "epsecctl.h"
+#include "json.h"
 
 #define EX_DOWN 1
 #define EX_USAGE_ERR 2
@@ -58,8 +59,24 @@ static void usage(FILE *f)
 		"  log-level N      set the log level (0-7, syslog severities) of each\n"
 		"                   running daemon, until it restarts or re-reads DEBUG_LEVEL\n"
 		"  reload           epsec-sva: load new signatures beside the old, swap\n"
+		"  config           each running daemon's effective configuration, defaults\n"
+		"                   filled in, secrets removed (what `DAEMON -t` prints)\n"
 		"  scan FILE...     scan files on demand through the chain (like clamdscan);\n"
 		"                   exit 0 all clean, 1 something found, 2 an error\n"
+		"  compat           every component reachable here (through the mux: every\n"
+		"                   agent and SVA, and the ones it refused) with version,\n"
+		"                   build, protocol range, plugin ABI; one verdict per pair;\n"
+		"                   exit 1 when a pair is not compatible\n"
+		"  support-bundle -o FILE\n"
+		"                   one tar.gz for a ticket: versions, status, effective\n"
+		"                   configs (secrets removed), logs, kernel and fanotify facts,\n"
+		"                   quarantine index, MANIFEST.txt; bounded in size\n"
+		"  metrics          every running daemon's status in the Prometheus text format\n"
+		"  top [-n N]       a live view, refreshed every second: counters and their\n"
+		"                   rates per second (-n: N screens, then exit)\n"
+		"  eicar-test DIR   the runbook's EICAR test, timed: a clean file opens, an\n"
+		"                   EICAR file written gets the action, one never scanned is\n"
+		"                   refused on open; nothing left behind; exit 0 all held\n"
 		"  keygen NAME      write a CURVE key pair NAME.key (secret), NAME.pub\n"
 		"  quarantine list | restore ID | delete ID\n"
 		"                   what vsep quarantined\n"
@@ -91,6 +108,28 @@ void epsecctl_ctl_path(const struct epsecctl_env *env, const char *daemon, char 
 		snprintf(buf, len, "%s", env->socket);
 	else
 		snprintf(buf, len, "%s/%s.ctl", default_rundir(env->rundir), daemon);
+}
+
+struct json_object *epsecctl_ask(const struct epsecctl_env *env, const char *daemon,
+				 const char *cmd, int timeout_ms, int *err)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+	char path[PATH_MAX];
+	int r;
+
+	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	epsecctl_ctl_path(env, daemon, path, sizeof(path));
+	r = epsec_ctl_call(path, req, timeout_ms, &reply);
+	json_object_put(req);
+	if (r == 0 && !jbool(reply, "ok"))
+		r = -EPROTO;
+	if (r < 0) {
+		json_object_put(reply);
+		reply = NULL;
+	}
+	if (err)
+		*err = r;
+	return reply;
 }
 
 static void targets_init(struct ctl *c, const char *rundir, const char *socket)
@@ -176,45 +215,6 @@ static void free_targets(struct ctl *c)
 {
 	for (size_t i = 0; i < c->n; i++)
 		json_object_put(c->t[i].reply);
-}
-
-/* ------------------------------------------------------------ JSON access */
-
-static struct json_object *jget(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v = jget(o, key);
-
-	return v ? json_object_get_string(v) : "?";
-}
-
-static long long jint(struct json_object *o, const char *key)
-{
-	return (long long)json_object_get_int64(jget(o, key));
-}
-
-static bool jbool(struct json_object *o, const char *key)
-{
-	return json_object_get_boolean(jget(o, key));
-}
-
-/* json-c asserts on the length of a non-array: a daemon's reply is data. */
-static size_t jlen(struct json_object *a)
-{
-	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
-}
-
-static const char *jelem(struct json_object *a, size_t i)
-{
-	const char *s = json_object_get_string(json_object_array_get_idx(a, i));
-
-	return s ? s : "?";
 }
 
 /* ------------------------------------------------------------ status text */
@@ -504,6 +504,24 @@ static int cmd_reload(struct ctl *c)
 	return 0;
 }
 
+/* What each running daemon runs with, secrets removed (the -t printout). */
+static int cmd_config(struct ctl *c)
+{
+	ask_all(c, request("config"));
+	for (size_t i = 0; i < c->n; i++) {
+		struct target *t = &c->t[i];
+
+		if (i)
+			printf("\n");
+		printf("# ---- %s (%s)\n", t->name, t->path);
+		if (t->rc == 0)
+			fputs(jstr(t->reply, "config"), stdout);
+		else
+			print_down(t);
+	}
+	return 0;
+}
+
 static int cmd_help(struct ctl *c)
 {
 	usage(stdout);
@@ -519,6 +537,7 @@ static const struct command {
 	{ "version", 0, cmd_version },
 	{ "log-level", 1, cmd_log_level },
 	{ "reload", 0, cmd_reload },
+	{ "config", 0, cmd_config },
 	{ "help", 0, cmd_help },
 };
 
@@ -530,6 +549,11 @@ static const struct standalone {
 	{ "scan", epsecctl_scan },
 	{ "keygen", epsecctl_keygen },
 	{ "quarantine", epsecctl_quarantine },
+	{ "eicar-test", epsecctl_eicar_test },
+	{ "compat", epsecctl_compat },
+	{ "support-bundle", epsecctl_support_bundle },
+	{ "metrics", epsecctl_metrics },
+	{ "top", epsecctl_top },
 };
 
 static const struct standalone *find_standalone(const char *name)

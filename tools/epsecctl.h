@@ -18,9 +18,21 @@ struct epsecctl_env {
 void epsecctl_ctl_path(const struct epsecctl_env *env, const char *daemon, char *buf,
 		       size_t len);
 
+/* Ask `daemon` for `cmd` within timeout_ms: its reply when it answered
+ * "ok": true, else NULL with *err (may be NULL) the negative errno
+ * (-EPROTO: it refused). */
+struct json_object;
+struct json_object *epsecctl_ask(const struct epsecctl_env *env, const char *daemon,
+				 const char *cmd, int timeout_ms, int *err);
+
 /* argv[0] is the command's name. */
 int epsecctl_scan(const struct epsecctl_env *env, int argc, char **argv);
 int epsecctl_keygen(const struct epsecctl_env *env, int argc, char **argv);
 int epsecctl_quarantine(const struct epsecctl_env *env, int argc, char **argv);
+int epsecctl_support_bundle(const struct epsecctl_env *env, int argc, char **argv);
+int epsecctl_metrics(const struct epsecctl_env *env, int argc, char **argv);
+int epsecctl_top(const struct epsecctl_env *env, int argc, char **argv);
+int epsecctl_compat(const struct epsecctl_env *env, int argc, char **argv);
+int epsecctl_eicar_test(const struct epsecctl_env *env, int argc, char **argv);
 
 #endif

@@ -6,6 +6,7 @@
  *   tr_probe hello URI agent|sva [OPTIONS_FILE]
  *     0 welcomed, 1 refused at connect, 2 dropped before WELCOME,
  *     3 no answer within 3 s, 4 usage or set-up error
+ *     (env TR_PROBE_PROTO=MIN-MAX: say that protocol range in HELLO)
  *   tr_probe vsock-loopback
  *     0 bind to VMADDR_CID_LOCAL works (loopback transport), 1 not (why on
  *     stdout) */
@@ -92,6 +93,9 @@ static int send_hello(struct probe *p, int role)
 
 	h.version_min = EPSEC_PROTO_VERSION_MIN;
 	h.version_max = EPSEC_PROTO_VERSION_MAX;
+	/* TR_PROBE_PROTO=MIN-MAX: play a peer of another protocol range. */
+	if (getenv("TR_PROBE_PROTO"))
+		sscanf(getenv("TR_PROBE_PROTO"), "%u-%u", &h.version_min, &h.version_max);
 	h.role = role;
 	h.id = "tr-probe";
 	h.build = "test";

@@ -70,7 +70,8 @@ static void usage_and_errors(void **state)
 	     *extra[] = { "testd", "stray", NULL }, *noarg[] = { "testd", "-c", NULL }, out[2048];
 
 	assert_int_equal(run_args(2, help, out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "Usage: testd [-c FILE] [-f] [-v] [-h]"));
+	assert_non_null(strstr(out, "Usage: testd [-c FILE] [-f] [-t] [-v] [-h]"));
+	assert_non_null(strstr(out, "-t       check the configuration"));
 	assert_non_null(strstr(out, "/etc/testd.conf"));
 	assert_int_equal(run_args(2, bad, out, sizeof(out)), 64);
 	assert_non_null(strstr(out, "Usage: testd"));
@@ -82,11 +83,15 @@ static void usage_and_errors(void **state)
 static void options_parsed(void **state)
 {
 	char *argv[] = { "testd", "-f", "-c", "/tmp/x.conf", NULL }, *none[] = { "testd", NULL };
+	char *test[] = { "testd", "-t", NULL };
 	struct epsec_daemon d;
 	char out[64];
 
+	epsec_daemon_args(&d, 2, test, "testd", "/etc/testd.conf");
+	assert_true(d.test_config);
 	epsec_daemon_args(&d, 4, argv, "testd", "/etc/testd.conf");
 	assert_true(d.foreground);
+	assert_false(d.test_config);
 	assert_string_equal(d.conf_path, "/tmp/x.conf");
 	assert_string_equal(d.program, "testd");
 	epsec_daemon_args(&d, 1, none, "testd", "/etc/testd.conf");
