@@ -504,7 +504,7 @@ static void test_semantics(void **state)
 
 /* Names are bounded: one peer must not make the mux's memory or everyone's
  * status huge. The longest allowed passes, one byte more does not. */
-static char long_text[EPSEC_PATH_MAX + 2];
+static char long_text[EPSEC_LOG_TEXT_MAX + 2];
 
 static char *text_of(size_t n)
 {
