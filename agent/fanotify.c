@@ -112,12 +112,19 @@ int vsep_fan_init(int *fanfd)
 {
 	unsigned flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK;
 	unsigned ev = O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME;
-	int fd = fanotify_init(flags | FAN_UNLIMITED_MARKS, ev), r;
+	/* An unlimited queue: a full one (16,384 events) makes the kernel
+	 * let opens through unscanned and drop close-after-write events, and
+	 * any user can fill it by closing files of their own. Every pending
+	 * permission event holds an opener, so it cannot grow past them.
+	 * Unlimited marks: every directory of an inode-marked tree is a mark,
+	 * and the per-user limit would cap the trees we can protect. */
+	int fd = fanotify_init(flags | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS, ev), r;
 
-	/* Every directory of an inode-marked tree is a mark: the per-user
-	 * limit would cap the trees we can protect. */
-	if (fd < 0 && (errno == EINVAL || errno == EPERM))
+	if (fd < 0 && (errno == EINVAL || errno == EPERM)) {
+		EPSEC_WARN("fanotify: no unlimited queue and marks (%s): a burst of events may "
+			   "overflow the kernel's queue", strerror(errno));
 		fd = fanotify_init(flags, ev);
+	}
 	if (fd < 0)
 		return -errno;
 	*fanfd = fd;

@@ -390,6 +390,8 @@ static int load(struct vsep *v)
 {
 	int r = epsec_conf_load(&v->conf, v->d.conf_path, schema, &v->s);
 
+	if (epsec_conf_check_auth(&v->conf, schema) < 0)
+		r = -EINVAL;
 	/* Both lists checked even after other errors: every mistake at once. */
 	if (!all_absolute(v->d.conf_path, "protect", &v->s.protect) |
 	    !all_absolute(v->d.conf_path, "exclude_paths", &v->s.exclude_paths))

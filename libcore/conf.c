@@ -758,6 +758,11 @@ int epsec_conf_load(struct epsec_conf *conf, const char *path,
 	return epsec_conf_apply(config_root_setting(&conf->cfg), schema, out);
 }
 
+int epsec_conf_check_auth(struct epsec_conf *conf, const struct epsec_conf_key *schema)
+{
+	return epsec_topts_check_auth(config_root_setting(&conf->cfg), schema);
+}
+
 void epsec_conf_free(struct epsec_conf *conf)
 {
 	/* config_destroy zeroes the config_t, so a second call is harmless. */

@@ -60,6 +60,9 @@ struct epsec_conf {
 int epsec_conf_load(struct epsec_conf *conf, const char *path,
 		    const struct epsec_conf_key *schema, void *out);
 void epsec_conf_free(struct epsec_conf *conf);
+/* A daemon's own file: refuse unauthenticated tcp:// endpoints (see
+ * epsec_topts_check_auth). 0 or -EINVAL (reported). */
+int epsec_conf_check_auth(struct epsec_conf *conf, const struct epsec_conf_key *schema);
 /* Lists filled by EPSEC_CONF_STRLIST/URILIST belong to the caller. */
 void epsec_strlist_free(struct epsec_strlist *l);
 void epsec_intlist_free(struct epsec_intlist *l);

@@ -184,9 +184,14 @@ static int check_all_tcp(const config_setting_t *group, const struct epsec_conf_
 	return ret;
 }
 
+int epsec_topts_check_auth(const config_setting_t *group, const struct epsec_conf_key *schema)
+{
+	return group ? check_all_tcp(group, schema) : 0;
+}
+
 int epsec_topts_apply(const config_setting_t *group, const struct epsec_conf_key *schema)
 {
-	int i, n = config_setting_length(group), r, ret = check_all_tcp(group, schema);
+	int i, n = config_setting_length(group), r, ret = 0;
 
 	for (i = 0; i < n; i++) {
 		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);

@@ -21,6 +21,11 @@ bool epsec_topts_companion(const struct epsec_conf_key *schema, const char *name
  * the scheme of one of X's URIs; errors "FILE:LINE: KEY: ...") and record
  * them. 0 or -EINVAL. */
 int epsec_topts_apply(const config_setting_t *group, const struct epsec_conf_key *schema);
+/* Secure by default: every tcp:// URI of the schema's URI keys in `group`
+ * needs CURVE keys (curve_secret_key or curve_key) or an explicit
+ * insecure_plaintext = true in its X_options tcp group; otherwise an
+ * error at the URI's FILE:LINE. The daemons call it on their files. */
+int epsec_topts_check_auth(const config_setting_t *group, const struct epsec_conf_key *schema);
 /* Drop what was recorded from `cfg` (before it is destroyed). */
 void epsec_topts_forget(const config_t *cfg);
 /* The options group for `uri` ("tcp://..."), or NULL. Thread-safe. */

@@ -205,6 +205,7 @@ int main(int argc, char **argv)
 	epsec_daemon_args(&mm.d, argc, argv, PROGRAM, DEFAULT_CONF);
 	defaults(&mm.set);
 	if ((epsec_conf_load(&mm.conf, mm.d.conf_path, schema, &mm.set) < 0) |
+	    (epsec_conf_check_auth(&mm.conf, schema) < 0) |
 	    (check_on_detect(&mm.set, mm.d.conf_path) < 0)) {
 		stop(&mm);
 		return EPSEC_EX_CONFIG;

@@ -81,6 +81,8 @@ static int configure(struct sva *sva, struct epsec_conf *conf, const char *path)
 
 	settings_defaults(&sva->set);
 	r = epsec_conf_load(conf, path, schema, &sva->set);
+	if (epsec_conf_check_auth(conf, schema) < 0)
+		r = -EINVAL;
 	/* A well-formed engine list is checked even when other keys are
 	 * wrong: the operator gets every mistake in one go. */
 	if (sva->set.engine && sva_engines_parse(sva->set.engine, &sva->engines) < 0)

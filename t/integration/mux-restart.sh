@@ -23,6 +23,7 @@ DEBUG_DEST = 3;
 id = "real-sva";
 control = "$T/run/epsec-sva.ctl";
 mux = "$SVA_URI";
+$(plaintext mux "$SVA_URI")
 workers = 2;
 user = "root";   # the test's sockets and files are root's alone
 engine = ( { plugin = "eicar"; action = "delete"; } );

@@ -43,7 +43,7 @@ note "latency $(jq -c .latency <<<"$st"), SVA events $(jq -c '[.svas[].events]' 
 
 text=$("$CTL" -r "$T/run" status 2>/dev/null)
 check "epsecctl status prints agents with transport and version" \
-	grep -Eq 'agent-00007 +unix +uid=[0-9]+ .*version [0-9]+ +events 20' <<<"$text"
+	grep -Eq 'agent-[0-9]+-00007 +unix +uid=[0-9]+ .*version [0-9]+ +events 20' <<<"$text"
 check "epsecctl status prints routing latency" grep -Eq 'latency.*p50 [0-9]+ us.*p99 [0-9]+ us' <<<"$text"
 
 for side in unix tcp; do

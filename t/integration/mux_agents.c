@@ -70,7 +70,7 @@ struct slot {
 
 struct agent {
 	unsigned idx;
-	char id[32];
+	char id[48];
 	struct epsec_conn *conn;
 	enum astate state;
 	bool rogue, refused, ever_ready;
@@ -803,7 +803,10 @@ static int setup(void)
 		a->idx = i;
 		a->rogue = i >= opt.agents - opt.rogues;
 		a->backoff_ms = BACKOFF_MIN_MS;
-		snprintf(a->id, sizeof(a->id), "%s-%05u", a->rogue ? "rogue" : "agent", i);
+		/* Ids are one connection each at the mux: two runs side by side
+		 * (one per transport) must not share them. */
+		snprintf(a->id, sizeof(a->id), "%s-%d-%05u", a->rogue ? "rogue" : "agent",
+			 (int)getpid(), i);
 		a->state = opt.direct ? A_READY : A_IDLE;
 		a->ever_ready = opt.direct;
 	}

@@ -4,8 +4,9 @@
 # the fd budget: the real vsep, epsec-mux and epsec-sva.
 
 # The opener the scripts time; a scanner engine that takes its time.
-check_PROGRAMS += t/integration/policy-open
+check_PROGRAMS += t/integration/policy-open t/integration/burst-write
 t_integration_policy_open_SOURCES = t/integration/policy_open.c
+t_integration_burst_write_SOURCES = t/integration/burst_write.c
 check_LTLIBRARIES += t/integration/policy_slow.la
 t_integration_policy_slow_la_SOURCES = t/integration/policy_slow.c
 t_integration_policy_slow_la_LDFLAGS = $(PLUGIN_LDFLAGS) -rpath /nowhere
@@ -16,6 +17,7 @@ POLICY_TESTS = \
 	t/integration/policy-errors.sh \
 	t/integration/policy-backlog.sh \
 	t/integration/policy-storm.sh \
+	t/integration/policy-burst.sh \
 	t/integration/policy-flood.sh \
 	t/integration/policy-cache.sh \
 	t/integration/policy-excludes.sh

@@ -68,6 +68,6 @@ sva_config "  { plugin = \"$WORDLIST\"; action = \"deny\"; options = { file = \"
 sva_refuses "missing signature file stops the SVA" 78 "$T/nowhere: No such file or directory"
 
 sva_config "  { plugin = \"$WORDLIST\"; action = \"deny\"; options = { file = \"$T/words1\"; speed = 3; }; }"
-sva_refuses "unknown plugin option: file, line and key" 78 "epsec-sva.conf:9: engine[0].options.speed: unknown key"
+sva_refuses "unknown plugin option: file, line and key" 78 "epsec-sva.conf:10: engine[0].options.speed: unknown key"
 
 finish

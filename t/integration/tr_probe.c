@@ -89,6 +89,7 @@ static int send_hello(struct probe *p, int role)
 {
 	epsec_msg env = EPSEC__ENVELOPE__INIT;
 	Epsec__Hello h = EPSEC__HELLO__INIT;
+	char id[32];
 	char *engines[] = { "probe" };
 
 	h.version_min = EPSEC_PROTO_VERSION_MIN;
@@ -97,7 +98,9 @@ static int send_hello(struct probe *p, int role)
 	if (getenv("TR_PROBE_PROTO"))
 		sscanf(getenv("TR_PROBE_PROTO"), "%u-%u", &h.version_min, &h.version_max);
 	h.role = role;
-	h.id = "tr-probe";
+	/* One live connection per agent id at the mux: each probe its own. */
+	snprintf(id, sizeof(id), "tr-probe-%d", (int)getpid());
+	h.id = id;
 	h.build = "test";
 	if (role == EPSEC__ROLE__ROLE_SVA) {
 		h.n_engines = 1;

@@ -334,12 +334,14 @@ static void write_configs(struct chain *c, const char *engines)
 	snprintf(text, sizeof(text),
 		 "DEBUG_LEVEL = 6;\nDEBUG_DEST = 3;\nid = \"chain-mux\";\n"
 		 "control = \"%s/mux.ctl\";\nagents = [ \"unix://%s/mux.sock\" ];\n"
-		 "svas = [ \"tcp://127.0.0.1:%d\" ];\nagent_log_dir = \"%s/agents\";\n",
+		 "svas = [ \"tcp://127.0.0.1:%d\" ];\nagent_log_dir = \"%s/agents\";\n"
+		 "svas_options = { tcp = { insecure_plaintext = true; }; };\n",
 		 tmp, tmp, c->port, tmp);
 	write_file("mux.conf", text);
 	snprintf(text, sizeof(text),
 		 "DEBUG_LEVEL = 6;\nDEBUG_DEST = 3;\nid = \"chain-sva\";\n"
 		 "control = \"%s/sva.ctl\";\nmux = \"tcp://127.0.0.1:%d\";\nworkers = 3;\n"
+		 "mux_options = { tcp = { insecure_plaintext = true; }; };\n"
 		 "engine = (\n%s\n);\n",
 		 tmp, c->port, engines);
 	write_file("sva.conf", text);
