@@ -8,11 +8,13 @@ FUZZ_FLAGS = -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
 FUZZ_CC = $(CLANG) $(FUZZ_FLAGS) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) $(CPPFLAGS) \
 	$(PROTOBUF_C_CFLAGS) $(JSONC_CFLAGS)
-FUZZ_TARGETS = msg frame conf
+FUZZ_TARGETS = msg frame conf ctl
 
 FUZZ_MSG_SOURCES = $(srcdir)/t/fuzz/fuzz_msg.c $(srcdir)/libcore/frame.c \
 	$(srcdir)/libcore/msg.c $(srcdir)/libcore/log.c
 FUZZ_FRAME_SOURCES = $(srcdir)/t/fuzz/fuzz_frame.c $(srcdir)/libcore/frame.c
+FUZZ_CTL_SOURCES = $(srcdir)/t/fuzz/fuzz_ctl.c $(srcdir)/libcore/ctl.c \
+	$(srcdir)/libcore/loop.c $(srcdir)/libcore/log.c
 # Each daemon's main.c is compiled into conf_<daemon>.c for its schema.
 FUZZ_CONF_SOURCES = $(srcdir)/t/fuzz/fuzz_conf.c $(srcdir)/t/fuzz/conf_vsep.c \
 	$(srcdir)/t/fuzz/conf_mux.c $(srcdir)/t/fuzz/conf_sva.c $(srcdir)/libcore/conf.c \
@@ -22,8 +24,9 @@ FUZZ_CONF_DEPS = $(srcdir)/t/fuzz/conf_fuzz.h $(srcdir)/agent/main.c $(srcdir)/m
 	$(srcdir)/sva/main.c
 
 # automake writes a rule per test it sees here, so they are spelled out
-TESTS += t/fuzz/fuzz-msg.sh t/fuzz/fuzz-frame.sh t/fuzz/fuzz-conf.sh
-EXTRA_DIST += t/fuzz/run-fuzz.sh t/fuzz/fuzz-msg.sh t/fuzz/fuzz-frame.sh t/fuzz/fuzz-conf.sh t/fuzz/lsan.supp \
+TESTS += t/fuzz/fuzz-msg.sh t/fuzz/fuzz-frame.sh t/fuzz/fuzz-conf.sh t/fuzz/fuzz-ctl.sh
+EXTRA_DIST += t/fuzz/run-fuzz.sh t/fuzz/fuzz-msg.sh t/fuzz/fuzz-frame.sh t/fuzz/fuzz-conf.sh \
+	t/fuzz/fuzz-ctl.sh t/fuzz/fuzz_ctl.c t/fuzz/lsan.supp \
 	t/fuzz/corpus t/fuzz/conf.dict $(FUZZ_MSG_SOURCES:$(srcdir)/%=%) t/fuzz/fuzz_frame.c $(FUZZ_CONF_DEPS:$(srcdir)/%=%) \
 	t/fuzz/fuzz_conf.c t/fuzz/conf_vsep.c t/fuzz/conf_mux.c t/fuzz/conf_sva.c
 CLEANFILES += $(FUZZ_TARGETS:%=t/fuzz/fuzz_%)
@@ -35,6 +38,9 @@ t/fuzz/fuzz_msg: $(FUZZ_MSG_SOURCES) libcore/epsec.pb-c.c libcore/epsec.pb-c.h
 t/fuzz/fuzz_frame: $(FUZZ_FRAME_SOURCES) $(srcdir)/libcore/frame.h
 	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
 	$(FUZZ_CC) -o $@ $(FUZZ_FRAME_SOURCES)
+t/fuzz/fuzz_ctl: $(FUZZ_CTL_SOURCES) $(srcdir)/libcore/ctl.h $(srcdir)/libcore/loop.h
+	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
+	$(FUZZ_CC) -o $@ $(FUZZ_CTL_SOURCES) $(JSONC_LIBS) -lpthread
 t/fuzz/fuzz_conf: $(FUZZ_CONF_SOURCES) $(FUZZ_CONF_DEPS) libcore/epsec.pb-c.h
 	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
 	$(FUZZ_CC) -o $@ $(FUZZ_CONF_SOURCES) $(LIBCONFIG_LIBS) $(LIBLTDL)
@@ -42,6 +48,7 @@ t/fuzz/fuzz_conf: $(FUZZ_CONF_SOURCES) $(FUZZ_CONF_DEPS) libcore/epsec.pb-c.h
 t/fuzz/fuzz-msg.log t/fuzz/fuzz-msg.sh.log: t/fuzz/fuzz_msg
 t/fuzz/fuzz-frame.log t/fuzz/fuzz-frame.sh.log: t/fuzz/fuzz_frame
 t/fuzz/fuzz-conf.log t/fuzz/fuzz-conf.sh.log: t/fuzz/fuzz_conf
+t/fuzz/fuzz-ctl.log t/fuzz/fuzz-ctl.sh.log: t/fuzz/fuzz_ctl
 
 # make fuzz: FUZZ_SECONDS (600) per target, FUZZ_JOBS (1) processes each;
 # FUZZ_TARGETS="frame ctl" picks some.
