@@ -438,10 +438,15 @@ static void drain(struct run *u)
 	close(u->wfd);
 	u->wfd = -1;
 	u->eof_sent = true;
-	for (idle = 0; !u->dead; idle = r == -EAGAIN ? idle + 1 : 0) {
+	/* -EAGAIN may come after every short read (skb boundaries): what
+	 * must not happen is a turn that moves nothing, twice over */
+	for (idle = 0; !u->dead;) {
+		size_t was = in_flight(u), parsed = u->parsed;
+
 		recv_one(u, &r);
 		while (u->r.n_in_fds)
 			recv_fd_one(u);
+		idle = in_flight(u) == was && u->parsed == parsed ? idle + 1 : 0;
 		if (idle > 3)
 			abort();
 	}
