@@ -10,13 +10,13 @@ FUZZ_CC = $(CLANG) $(FUZZ_FLAGS) $(DEFS) $(DEFAULT_INCLUDES) $(AM_CPPFLAGS) $(CP
 	$(PROTOBUF_C_CFLAGS) $(JSONC_CFLAGS)
 FUZZ_TARGETS = msg frame conf ctl
 
-FUZZ_MSG_SOURCES = $(srcdir)/t/fuzz/fuzz_msg.c $(srcdir)/libcore/frame.c \
+FUZZ_MSG_SRC = $(srcdir)/t/fuzz/fuzz_msg.c $(srcdir)/libcore/frame.c \
 	$(srcdir)/libcore/msg.c $(srcdir)/libcore/log.c
-FUZZ_FRAME_SOURCES = $(srcdir)/t/fuzz/fuzz_frame.c $(srcdir)/libcore/frame.c
-FUZZ_CTL_SOURCES = $(srcdir)/t/fuzz/fuzz_ctl.c $(srcdir)/libcore/ctl.c \
+FUZZ_FRAME_SRC = $(srcdir)/t/fuzz/fuzz_frame.c $(srcdir)/libcore/frame.c
+FUZZ_CTL_SRC = $(srcdir)/t/fuzz/fuzz_ctl.c $(srcdir)/libcore/ctl.c \
 	$(srcdir)/libcore/loop.c $(srcdir)/libcore/log.c
 # Each daemon's main.c is compiled into conf_<daemon>.c for its schema.
-FUZZ_CONF_SOURCES = $(srcdir)/t/fuzz/fuzz_conf.c $(srcdir)/t/fuzz/conf_vsep.c \
+FUZZ_CONF_SRC = $(srcdir)/t/fuzz/fuzz_conf.c $(srcdir)/t/fuzz/conf_vsep.c \
 	$(srcdir)/t/fuzz/conf_mux.c $(srcdir)/t/fuzz/conf_sva.c $(srcdir)/libcore/conf.c \
 	$(srcdir)/libcore/topts.c $(srcdir)/libcore/log.c $(srcdir)/libcore/host.c \
 	$(srcdir)/libcore/loader.c $(srcdir)/sva/engines.c $(srcdir)/sva/user.c
@@ -27,23 +27,24 @@ FUZZ_CONF_DEPS = $(srcdir)/t/fuzz/conf_fuzz.h $(srcdir)/agent/main.c $(srcdir)/m
 TESTS += t/fuzz/fuzz-msg.sh t/fuzz/fuzz-frame.sh t/fuzz/fuzz-conf.sh t/fuzz/fuzz-ctl.sh
 EXTRA_DIST += t/fuzz/run-fuzz.sh t/fuzz/fuzz-msg.sh t/fuzz/fuzz-frame.sh t/fuzz/fuzz-conf.sh \
 	t/fuzz/fuzz-ctl.sh t/fuzz/fuzz_ctl.c t/fuzz/lsan.supp \
-	t/fuzz/corpus t/fuzz/conf.dict $(FUZZ_MSG_SOURCES:$(srcdir)/%=%) t/fuzz/fuzz_frame.c $(FUZZ_CONF_DEPS:$(srcdir)/%=%) \
+	t/fuzz/corpus t/fuzz/conf.dict $(FUZZ_MSG_SRC:$(srcdir)/%=%) t/fuzz/fuzz_frame.c $(FUZZ_CONF_DEPS:$(srcdir)/%=%) \
 	t/fuzz/fuzz_conf.c t/fuzz/conf_vsep.c t/fuzz/conf_mux.c t/fuzz/conf_sva.c
-CLEANFILES += $(FUZZ_TARGETS:%=t/fuzz/fuzz_%)
+CLEANFILES += $(FUZZ_TARGETS:%=t/fuzz/fuzz_%) $(FUZZ_TARGETS:%=t/fuzz/fuzz_%-cov) \
+	t/fuzz/coverage.profdata
 
 if HAVE_LIBFUZZER
-t/fuzz/fuzz_msg: $(FUZZ_MSG_SOURCES) libcore/epsec.pb-c.c libcore/epsec.pb-c.h
+t/fuzz/fuzz_msg$(FUZZ_SUFFIX): $(FUZZ_MSG_SRC) libcore/epsec.pb-c.c libcore/epsec.pb-c.h
 	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
-	$(FUZZ_CC) -o $@ $(FUZZ_MSG_SOURCES) libcore/epsec.pb-c.c $(PROTOBUF_C_LIBS)
-t/fuzz/fuzz_frame: $(FUZZ_FRAME_SOURCES) $(srcdir)/libcore/frame.h
+	$(FUZZ_CC) -o $@ $(FUZZ_MSG_SRC) libcore/epsec.pb-c.c $(PROTOBUF_C_LIBS)
+t/fuzz/fuzz_frame$(FUZZ_SUFFIX): $(FUZZ_FRAME_SRC) $(srcdir)/libcore/frame.h
 	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
-	$(FUZZ_CC) -o $@ $(FUZZ_FRAME_SOURCES)
-t/fuzz/fuzz_ctl: $(FUZZ_CTL_SOURCES) $(srcdir)/libcore/ctl.h $(srcdir)/libcore/loop.h
+	$(FUZZ_CC) -o $@ $(FUZZ_FRAME_SRC)
+t/fuzz/fuzz_ctl$(FUZZ_SUFFIX): $(FUZZ_CTL_SRC) $(srcdir)/libcore/ctl.h $(srcdir)/libcore/loop.h
 	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
-	$(FUZZ_CC) -o $@ $(FUZZ_CTL_SOURCES) $(JSONC_LIBS) -lpthread
-t/fuzz/fuzz_conf: $(FUZZ_CONF_SOURCES) $(FUZZ_CONF_DEPS) libcore/epsec.pb-c.h
+	$(FUZZ_CC) -o $@ $(FUZZ_CTL_SRC) $(JSONC_LIBS) -lpthread
+t/fuzz/fuzz_conf$(FUZZ_SUFFIX): $(FUZZ_CONF_SRC) $(FUZZ_CONF_DEPS) libcore/epsec.pb-c.h
 	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
-	$(FUZZ_CC) -o $@ $(FUZZ_CONF_SOURCES) $(LIBCONFIG_LIBS) $(LIBLTDL)
+	$(FUZZ_CC) -o $@ $(FUZZ_CONF_SRC) $(LIBCONFIG_LIBS) $(LIBLTDL)
 # the harness names a test's log after it, with or without .sh in TEST_EXTENSIONS
 t/fuzz/fuzz-msg.log t/fuzz/fuzz-msg.sh.log: t/fuzz/fuzz_msg
 t/fuzz/fuzz-frame.log t/fuzz/fuzz-frame.sh.log: t/fuzz/fuzz_frame
@@ -58,8 +59,27 @@ fuzz: $(FUZZ_TARGETS:%=t/fuzz/fuzz_%)
 		FUZZ_SECONDS=$${FUZZ_SECONDS:-600} \
 		$(SHELL) $(srcdir)/t/fuzz/run-fuzz.sh --merge $$t || exit 1; \
 	done
+
+# make fuzz-coverage: the line coverage of the libcore files each target
+# exercises, reached by its kept corpus alone (clang's source coverage).
+LLVM_PROFDATA = llvm-profdata
+LLVM_COV = llvm-cov
+fuzz-coverage:
+	@$(MAKE) $(AM_MAKEFLAGS) FUZZ_SUFFIX=-cov FUZZ_FLAGS="-g -O0 -std=gnu11 \
+		-fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping" \
+		$(FUZZ_TARGETS:%=t/fuzz/fuzz_%-cov) && \
+	for t in $(FUZZ_TARGETS); do \
+		rm -f t/fuzz/coverage.profraw && \
+		LLVM_PROFILE_FILE=t/fuzz/coverage.profraw t/fuzz/fuzz_$$t-cov -runs=0 \
+			$(srcdir)/t/fuzz/corpus/$$t >/dev/null 2>&1 && \
+		$(LLVM_PROFDATA) merge -o t/fuzz/coverage.profdata t/fuzz/coverage.profraw && \
+		echo "fuzz_$$t, kept corpus ($$(ls $(srcdir)/t/fuzz/corpus/$$t | wc -l) inputs):" && \
+		$(LLVM_COV) report t/fuzz/fuzz_$$t-cov -instr-profile=t/fuzz/coverage.profdata | \
+			grep -E '^(.*libcore/[a-z]+\.c )' | \
+			awk '{ print $$1, "lines", $$(NF-3), "functions", $$(NF-6) }' || exit 1; \
+	done; rm -f t/fuzz/coverage.profraw
 else
-fuzz:
+fuzz-coverage fuzz:
 	@echo "make fuzz: configure found no clang that links -fsanitize=fuzzer (apt-get install clang libclang-rt-14-dev)"; exit 1
 endif
-.PHONY: fuzz
+.PHONY: fuzz fuzz-coverage
