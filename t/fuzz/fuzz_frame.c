@@ -24,6 +24,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FDS_MAX 256      /* fds one input may send */
+#define RAW_FDS 7        /* fds one raw write may carry: more than a read takes (4) */
 #define BIG_UNIT 2048u   /* framer sends of up to 255 of these: past FRAME_KEEP */
 
 struct input {
@@ -133,17 +134,18 @@ static void fd_went(struct run *u, size_t pos)
 	u->fd_pos[u->fds_sent++] = pos;
 }
 
-/* Raw bytes past the sending framer, with 0-3 fds: only when it has
- * nothing pending, or they would land inside its frame. */
+/* Raw bytes past the sending framer, with 0-7 fds: only when it has
+ * nothing pending, or they would land inside its frame. Past the 4 a read
+ * takes, the kernel closes the rest (MSG_CTRUNC). */
 static void op_raw(struct run *u, const uint8_t *p, size_t n, unsigned nfds)
 {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(3 * sizeof(int))];
+		char buf[CMSG_SPACE(RAW_FDS * sizeof(int))];
 	} ctl;
 	struct iovec iov = { (void *)p, n };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	int fds[3];
+	int fds[RAW_FDS];
 	unsigned i;
 	ssize_t w;
 
@@ -157,7 +159,7 @@ static void op_raw(struct run *u, const uint8_t *p, size_t n, unsigned nfds)
 			commit(u, p, (size_t)w);
 		return;
 	}
-	for (i = 0; i < nfds && i < 3; i++)
+	for (i = 0; i < nfds && i < RAW_FDS; i++)
 		if ((fds[i] = new_fd(u, i)) < 0)
 			break;
 	nfds = i;
@@ -173,6 +175,8 @@ static void op_raw(struct run *u, const uint8_t *p, size_t n, unsigned nfds)
 	w = sendmsg(u->wfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (w < 0 && errno != EAGAIN)
 		abort();
+	if (w > 0 && nfds > 4)
+		u->fds_may_be_lost = true;
 	for (i = 0; i < nfds; i++) {
 		if (w > 0)
 			fd_went(u, u->len);
@@ -383,7 +387,7 @@ static void script(struct run *u, struct input *in)
 			n = next(in);
 			if (n > in->n)
 				n = (unsigned)in->n;
-			op_raw(u, in->p, n, (op >> 4) & 3);
+			op_raw(u, in->p, n, (op >> 4) & 7);
 			in->p += n;
 			in->n -= n;
 			break;
