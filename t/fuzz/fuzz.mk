@@ -26,9 +26,9 @@ FUZZ_CONF_DEPS = $(srcdir)/t/fuzz/conf_fuzz.h $(srcdir)/agent/main.c $(srcdir)/m
 # automake writes a rule per test it sees here, so they are spelled out
 TESTS += t/fuzz/fuzz-msg.sh t/fuzz/fuzz-frame.sh t/fuzz/fuzz-conf.sh t/fuzz/fuzz-ctl.sh
 EXTRA_DIST += t/fuzz/run-fuzz.sh t/fuzz/fuzz-msg.sh t/fuzz/fuzz-frame.sh t/fuzz/fuzz-conf.sh \
-	t/fuzz/fuzz-ctl.sh t/fuzz/fuzz_ctl.c t/fuzz/lsan.supp \
-	t/fuzz/corpus t/fuzz/conf.dict $(FUZZ_MSG_SRC:$(srcdir)/%=%) t/fuzz/fuzz_frame.c $(FUZZ_CONF_DEPS:$(srcdir)/%=%) \
-	t/fuzz/fuzz_conf.c t/fuzz/conf_vsep.c t/fuzz/conf_mux.c t/fuzz/conf_sva.c
+	t/fuzz/fuzz-ctl.sh t/fuzz/fuzz_msg.c t/fuzz/fuzz_frame.c t/fuzz/fuzz_ctl.c \
+	t/fuzz/fuzz_conf.c t/fuzz/conf_fuzz.h t/fuzz/conf_vsep.c t/fuzz/conf_mux.c \
+	t/fuzz/conf_sva.c t/fuzz/conf.dict t/fuzz/lsan.supp t/fuzz/corpus
 CLEANFILES += $(FUZZ_TARGETS:%=t/fuzz/fuzz_%) $(FUZZ_TARGETS:%=t/fuzz/fuzz_%-cov) \
 	t/fuzz/coverage.profdata
 
