@@ -7,6 +7,8 @@
 # 1 by default), then the inputs that reach new code are merged into the
 # kept corpus in the source tree (make fuzz).
 : "${top_builddir:=.}" "${top_srcdir:=.}"
+# The fuzzer runs in a scratch directory: every path absolute.
+top_builddir=$(cd "$top_builddir" && pwd) && top_srcdir=$(cd "$top_srcdir" && pwd) || exit 99
 merge=no
 if [ "$1" = --merge ]; then
 	merge=yes
@@ -35,7 +37,6 @@ mkdir "$work/corpus" "$work/out" || exit 99
 cp "$kept"/* "$work/corpus/" || exit 99
 LSAN_OPTIONS="suppressions=$top_srcdir/t/fuzz/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export LSAN_OPTIONS
-fuzzer=$(cd "${fuzzer%/*}" && pwd)/${fuzzer##*/}
 echo "fuzz_$target: ${FUZZ_SECONDS:-5} s from $(ls "$kept" | wc -l) kept inputs"
 # libFuzzer's own error exit code is 77, automake's "skipped": make it 1.
 # -jobs writes its logs in the current directory: the scratch one.
