@@ -4,8 +4,9 @@
 # kept in the build tree's t/fuzz/. Skipped (exit 77) when configure found
 # no clang with libFuzzer.
 # run-fuzz.sh --merge TARGET: a long run (FUZZ_SECONDS, FUZZ_JOBS processes,
-# 1 by default), then the inputs that reach new code are merged into the
-# kept corpus in the source tree (make fuzz).
+# 1 by default), then the inputs that reach new edges (not new hit counts:
+# the corpus stays small) are merged into the kept corpus in the source
+# tree (make fuzz).
 : "${top_builddir:=.}" "${top_srcdir:=.}"
 # The fuzzer runs in a scratch directory: every path absolute.
 top_builddir=$(cd "$top_builddir" && pwd) && top_srcdir=$(cd "$top_srcdir" && pwd) || exit 99
@@ -54,7 +55,7 @@ if [ "$rc" -ne 0 ]; then
 fi
 if [ "$merge" = yes ]; then
 	before=$(ls "$kept" | wc -l)
-	"$fuzzer" -merge=1 -max_len=$max_len -artifact_prefix="$work/out/" "$kept" "$work/corpus" \
+	"$fuzzer" -merge=1 -use_counters=0 -max_len=$max_len -artifact_prefix="$work/out/" "$kept" "$work/corpus" \
 		>"$work/merge.log" 2>&1 || { cat "$work/merge.log"; exit 1; }
 	echo "fuzz_$target: kept corpus $before -> $(ls "$kept" | wc -l) inputs ($kept)"
 fi
