@@ -77,7 +77,7 @@ fuzz-coverage:
 		$(LLVM_COV) report t/fuzz/fuzz_$$t-cov -instr-profile=t/fuzz/coverage.profdata | \
 			grep -E '^(.*libcore/[a-z]+\.c )' | \
 			awk '{ print $$1, "lines", $$(NF-3), "functions", $$(NF-6) }' || exit 1; \
-	done; rm -f t/fuzz/coverage.profraw
+	done; rm -f t/fuzz/coverage.profraw t/fuzz/coverage.profdata
 else
 fuzz-coverage fuzz:
 	@echo "make fuzz: configure found no clang that links -fsanitize=fuzzer (apt-get install clang libclang-rt-14-dev)"; exit 1
