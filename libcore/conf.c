@@ -702,13 +702,160 @@ void epsec_strlist_free(struct epsec_strlist *l)
 
 /* ------------------------------------------------------------ files */
 
+#define INCLUDE_FILES 64 /* distinct files checked per load, at most */
+
+static char *slurp(const char *path, size_t *size)
+{
+	size_t len = 0, cap = 4096, n;
+	char *buf = malloc(cap), *grown;
+	FILE *f = buf ? fopen(path, "r") : NULL;
+
+	if (!f) {
+		free(buf);
+		return NULL;
+	}
+	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (cap - len > 1)
+			continue;
+		grown = realloc(buf, cap * 2);
+		if (!grown) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		buf = grown;
+		cap *= 2;
+	}
+	fclose(f);
+	if (buf)
+		buf[len] = '\0';
+	*size = len;
+	return buf;
+}
+
+/* The files an @include check has read (each once: includes may loop). */
+struct include_check {
+	const char *dir;
+	struct stat seen[INCLUDE_FILES];
+	size_t n;
+	char *why;
+	size_t len;
+};
+
+static int check_includes(struct include_check *c, const char *file);
+
+/* The path of the @include whose quoted name starts at *p (before end),
+ * as libconfig 1.5's scanner builds it: \\ and \" stand for \ and ",
+ * another backslash is dropped, and each run of plain characters ends at
+ * a NUL (it is appended as a C string). Joined to `dir` unless absolute;
+ * *p moves past it. NULL when unterminated. */
+static char *include_path(const char *dir, const char **p, const char *end)
+{
+	const char *s = *p;
+	size_t n = 0, dlen = strlen(dir);
+	char *out = malloc(dlen + 2 + (size_t)(end - s));
+	bool cut = false;
+
+	if (!out)
+		return NULL;
+	for (; s < end && *s != '"'; s++) {
+		if (*s == '\\' && s + 1 < end && (s[1] == '\\' || s[1] == '"')) {
+			out[n++] = *++s;
+			cut = false;
+		} else if (*s == '\\') {
+			cut = false;
+		} else if (*s == '\0') {
+			cut = true;
+		} else if (!cut) {
+			out[n++] = *s;
+		}
+	}
+	out[n] = '\0';
+	*p = s;
+	if (s == end) {
+		free(out);
+		return NULL;
+	}
+	if (out[0] != '/') {
+		memmove(out + dlen + 1, out, n + 1);
+		memcpy(out, dir, dlen);
+		out[dlen] = '/';
+	}
+	return out;
+}
+
+/* One @include: a name that cannot be opened is libconfig's to report;
+ * anything else but a regular file is refused here. */
+static int check_include(struct include_check *c, const char *file, unsigned line,
+			 const char *inc)
+{
+	struct stat st;
+
+	if (stat(inc, &st) < 0)
+		return 0;
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(c->why, c->len, "%s:%u: @include \"%s\": not a regular file", file, line,
+			 inc);
+		return -1;
+	}
+	for (size_t i = 0; i < c->n; i++)
+		if (c->seen[i].st_dev == st.st_dev && c->seen[i].st_ino == st.st_ino)
+			return 0;
+	if (c->n == INCLUDE_FILES)
+		return 0;
+	c->seen[c->n++] = st;
+	return check_includes(c, inc);
+}
+
+/* libconfig 1.5 opens an @include naming a directory ("", ".") and its
+ * scanner then exit()s the whole program ("input in flex scanner
+ * failed"), which a running vsep re-reading its file must not do: every
+ * included path, nested ones too (resolved against the include directory
+ * as libconfig does), must be a regular file first. Comments are not
+ * skipped, so a commented-out @include of a directory is refused too.
+ * 0, or -1 with the reason in c->why. */
+static int check_includes(struct include_check *c, const char *file)
+{
+	size_t size = 0;
+	char *text = slurp(file, &size), *inc;
+	const char *p, *q, *end;
+	unsigned line = 1;
+	int ret = 0;
+
+	if (!text)
+		return 0; /* libconfig says why it cannot read it */
+	end = text + size;
+	/* the text is NUL-terminated, so the prefix tests stop at end */
+	for (p = text; p && ret == 0; line++) {
+		q = p + strspn(p, " \t");
+		if (!strncmp(q, "@include", 8) && (q[8] == ' ' || q[8] == '\t')) {
+			q += 8 + strspn(q + 8, " \t");
+			if (*q == '"') {
+				q++;
+				inc = include_path(c->dir, &q, end);
+				if (inc)
+					ret = check_include(c, file, line, inc);
+				free(inc);
+			}
+		}
+		p = memchr(p, '\n', (size_t)(end - p));
+		if (p)
+			p++;
+	}
+	free(text);
+	return ret;
+}
+
 /* libconfig reports a missing file as "file I/O error" with no name and
  * resolves @include against the CWD: check the file first, and point
  * includes at the file's own directory. Returns 0, an errno, or -1 when
- * libconfig refused the text (its message is in cfg). */
-static int read_config(config_t *cfg, const char *path)
+ * libconfig refused the text (its message is in cfg), or -2 when an
+ * @include names no regular file (the message in `why`). */
+static int read_config(config_t *cfg, const char *path, char *why, size_t len)
 {
-	struct stat st;
+	struct include_check check = { .n = 0 };
+	struct stat st = { .st_ino = 0 };
 	char *copy;
 	FILE *f;
 
@@ -720,11 +867,17 @@ static int read_config(config_t *cfg, const char *path)
 		return EISDIR;
 	}
 	fclose(f);
+	check.seen[check.n++] = st;
 	copy = strdup(path);
 	if (!copy)
 		return ENOMEM;
 	config_set_include_dir(cfg, dirname(copy));
 	free(copy);
+	check.dir = config_get_include_dir(cfg);
+	check.why = why;
+	check.len = len;
+	if (check_includes(&check, path) < 0)
+		return -2;
 	return config_read_file(cfg, path) == CONFIG_TRUE ? 0 : -1;
 }
 
@@ -739,7 +892,11 @@ int epsec_conf_load(struct epsec_conf *conf, const char *path,
 	conf->path = strdup(path);
 	if (!conf->path)
 		return -ENOMEM;
-	err = read_config(&conf->cfg, path);
+	err = read_config(&conf->cfg, path, where, sizeof(where));
+	if (err == -2) {
+		EPSEC_ERR("%s", where);
+		return -EINVAL;
+	}
 	if (err < 0) {
 		const char *file = config_error_file(&conf->cfg);
 
@@ -780,11 +937,12 @@ static int peek(const char *path, const char *key,
 		int (*fn)(const config_setting_t *s, void *out), void *out)
 {
 	const config_setting_t *s;
+	char why[PATH_MAX + 64];
 	config_t cfg;
 	int err, ret;
 
 	config_init(&cfg);
-	err = read_config(&cfg, path);
+	err = read_config(&cfg, path, why, sizeof(why));
 	if (err)
 		ret = err < 0 ? -EINVAL : -err;
 	else if (!(s = config_lookup(&cfg, key)))

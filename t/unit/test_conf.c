@@ -357,6 +357,35 @@ static void includes(void **state)
 	unload();
 }
 
+/* libconfig 1.5 exit()s the program when an @include names a directory
+ * ("", "."): refused before libconfig reads, with the line, also when a
+ * nested file does it and when vsep peeks; includes that loop end. */
+static void include_not_a_file(void **state)
+{
+	char want[PATH_MAX + 128];
+	int v = -1;
+
+	assert_int_equal(load("incdir.conf", MINIMAL "\n@include \"\"\n"), -EINVAL);
+	assert_int_equal(nlines, 1);
+	snprintf(want, sizeof(want), "%s/incdir.conf:4: @include \"%s/\": not a regular file", dir,
+		 dir);
+	assert_string_equal(lines[0], want);
+	unload();
+
+	write_file("inc-dot.conf", "@include \".\"\n");
+	assert_int_equal(load("incdir2.conf", MINIMAL "@include \"inc-dot.conf\"\n"), -EINVAL);
+	assert_int_equal(nlines, 1);
+	snprintf(want, sizeof(want), "%s/inc-dot.conf:1: @include \"%s/.\": not a regular file", dir,
+		 dir);
+	assert_string_equal(lines[0], want);
+	assert_int_equal(epsec_conf_peek_int(path, "DEBUG_LEVEL", &v), -EINVAL);
+	unload();
+
+	write_file("inc-loop.conf", "@include \"inc-loop.conf\"\n@include \"inc-loop.conf\"\n");
+	assert_int_equal(load("incloop.conf", MINIMAL "@include \"inc-loop.conf\"\n"), -EINVAL);
+	unload();
+}
+
 static void uri_forms(void **state)
 {
 	static const char *const good[] = {
@@ -562,6 +591,7 @@ int main(void)
 		cmocka_unit_test(all_errors_reported),
 		cmocka_unit_test(unparseable),
 		cmocka_unit_test(includes),
+		cmocka_unit_test(include_not_a_file),
 		cmocka_unit_test(uri_forms),
 		cmocka_unit_test(uri_split),
 		cmocka_unit_test(nested_groups),

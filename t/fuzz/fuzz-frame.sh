@@ -1,0 +1,3 @@
+#!/bin/sh
+# make check: a short run of the frame fuzzer (run-fuzz.sh).
+exec "${top_srcdir:-.}/t/fuzz/run-fuzz.sh" frame
