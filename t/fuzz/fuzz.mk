@@ -14,7 +14,8 @@ FUZZ_MSG_SRC = $(srcdir)/t/fuzz/fuzz_msg.c $(srcdir)/libcore/frame.c \
 	$(srcdir)/libcore/msg.c $(srcdir)/libcore/log.c
 FUZZ_FRAME_SRC = $(srcdir)/t/fuzz/fuzz_frame.c $(srcdir)/libcore/frame.c
 FUZZ_CTL_SRC = $(srcdir)/t/fuzz/fuzz_ctl.c $(srcdir)/libcore/ctl.c \
-	$(srcdir)/libcore/loop.c $(srcdir)/libcore/log.c
+	$(srcdir)/libcore/loop.c $(srcdir)/libcore/log.c $(srcdir)/libcore/conf.c \
+	$(srcdir)/libcore/topts.c
 # Each daemon's main.c is compiled into conf_<daemon>.c for its schema.
 FUZZ_CONF_SRC = $(srcdir)/t/fuzz/fuzz_conf.c $(srcdir)/t/fuzz/conf_vsep.c \
 	$(srcdir)/t/fuzz/conf_mux.c $(srcdir)/t/fuzz/conf_sva.c $(srcdir)/libcore/conf.c \
@@ -41,7 +42,7 @@ t/fuzz/fuzz_frame$(FUZZ_SUFFIX): $(FUZZ_FRAME_SRC) $(srcdir)/libcore/frame.h
 	$(FUZZ_CC) -o $@ $(FUZZ_FRAME_SRC)
 t/fuzz/fuzz_ctl$(FUZZ_SUFFIX): $(FUZZ_CTL_SRC) $(srcdir)/libcore/ctl.h $(srcdir)/libcore/loop.h
 	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
-	$(FUZZ_CC) -o $@ $(FUZZ_CTL_SRC) $(JSONC_LIBS) -lpthread
+	$(FUZZ_CC) -o $@ $(FUZZ_CTL_SRC) $(JSONC_LIBS) $(LIBCONFIG_LIBS) -lpthread
 t/fuzz/fuzz_conf$(FUZZ_SUFFIX): $(FUZZ_CONF_SRC) $(FUZZ_CONF_DEPS) libcore/epsec.pb-c.h
 	$(AM_V_CCLD)$(MKDIR_P) t/fuzz && \
 	$(FUZZ_CC) -o $@ $(FUZZ_CONF_SRC) $(LIBCONFIG_LIBS) $(LIBLTDL)
