@@ -33,7 +33,14 @@ EOC
 }
 
 # sva_config ENGINES [MORE SETTINGS]: ENGINES is the body of `engine = (...)`.
+# The SVA stays root unless MORE SETTINGS names a user (or SVA_NO_USER=1
+# leaves the setting out): with a system user epsec present (the packages
+# create one) it would otherwise drop to it and lose the test's root-owned
+# files and keys.
 sva_config() {
+	local user='user = "root";'
+	case "${2:-}" in *"user ="*) user= ;; esac
+	[ -z "${SVA_NO_USER:-}" ] || user=
 	cat >"$T/run/epsec-sva.conf" <<EOC
 DEBUG_LEVEL = 6;
 DEBUG_DEST = 3;
@@ -42,6 +49,7 @@ control = "$T/run/epsec-sva.ctl";
 mux = "tcp://127.0.0.1:$SVA_PORT";
 workers = 3;
 ${2:-}
+$user
 engine = (
 $1
 );
