@@ -1,0 +1,37 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Every source file starts with its licence line (LICENSE): C and the wire
+# schema "/* SPDX-License-Identifier: MIT */" (or "// ..."), scripts and
+# build files "# SPDX-License-Identifier: MIT" (after the #! line, if any;
+# "dnl ..." in configure.ac). Source files: *.c *.h *.proto *.sh *.mk *.inc
+# *.am *.in configure.ac, and quickstart, .ci/*, plugins/skeleton/Makefile.
+# Data, documents, man pages, configs and debian/ (debian/copyright) are not.
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$top_srcdir" || exit 1
+if [ -e .git ] && command -v git >/dev/null; then
+	files=$(git ls-files)
+else # a tarball: what it holds
+	files=$(find . -path ./autom4te.cache -prune -o -path ./build-aux -prune -o -path ./m4 -prune \
+		-o -type f -print | sed 's|^\./||')
+fi
+bad=0 n=0
+for f in $files; do
+	case $f in
+	debian/* | m4/* | build-aux/* | Makefile.in | */Makefile.in | configure | aclocal.m4 | config.h.in) continue ;;
+	*.c | *.h | *.proto | *.sh | *.mk | *.inc | *.am | *.in | configure.ac | quickstart | .ci/* | \
+		plugins/skeleton/Makefile) ;;
+	*) continue ;;
+	esac
+	[ -f "$f" ] || continue
+	n=$((n + 1))
+	first=$(sed -n 1p "$f")
+	case $first in '#!'*) first=$(sed -n 2p "$f") ;; esac
+	case $first in
+	'/* SPDX-License-Identifier: MIT */' | '// SPDX-License-Identifier: MIT' | \
+		'# SPDX-License-Identifier: MIT' | 'dnl SPDX-License-Identifier: MIT') ;;
+	*) echo "not ok - $f: no SPDX-License-Identifier: MIT line first"; bad=$((bad + 1)) ;;
+	esac
+done
+[ $bad -eq 0 ] && echo "ok - $n source files carry SPDX-License-Identifier: MIT" && exit 0
+echo "$bad of $n source files without the SPDX line"
+exit 1
