@@ -6,7 +6,10 @@
 # "dnl ..." in configure.ac). Source files: *.c *.h *.proto *.sh *.mk *.inc
 # *.am *.in configure.ac, and quickstart, .ci/*, plugins/skeleton/Makefile.
 # Data, documents, man pages, configs and debian/ (debian/copyright) are not.
+# `t/doc/spdx.sh --fix` adds the line where it is missing (and nothing else).
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+fix=no
+[ "${1:-}" = --fix ] && fix=yes
 cd "$top_srcdir" || exit 1
 if [ -e .git ] && command -v git >/dev/null; then
 	files=$(git ls-files)
@@ -29,7 +32,23 @@ for f in $files; do
 	case $first in
 	'/* SPDX-License-Identifier: MIT */' | '// SPDX-License-Identifier: MIT' | \
 		'# SPDX-License-Identifier: MIT' | 'dnl SPDX-License-Identifier: MIT') ;;
-	*) echo "not ok - $f: no SPDX-License-Identifier: MIT line first"; bad=$((bad + 1)) ;;
+	*)
+		if [ $fix = yes ]; then
+			case $f in
+			*.c | *.h | *.proto | *.h.in) line='/* SPDX-License-Identifier: MIT */' ;;
+			configure.ac) line='dnl SPDX-License-Identifier: MIT' ;;
+			*) line='# SPDX-License-Identifier: MIT' ;;
+			esac
+			if sed -n 1p "$f" | grep -q '^#!'; then
+				L=$line awk 'NR == 1 { print; print ENVIRON["L"]; next } { print }' "$f" >"$f.spdx"
+			else
+				L=$line awk 'NR == 1 { print ENVIRON["L"] } { print }' "$f" >"$f.spdx"
+			fi
+			cat "$f.spdx" >"$f" && rm -f "$f.spdx" # keeps the file's mode
+			echo "fixed - $f"
+		else
+			echo "not ok - $f: no SPDX-License-Identifier: MIT line first"; bad=$((bad + 1))
+		fi ;;
 	esac
 done
 [ $bad -eq 0 ] && echo "ok - $n source files carry SPDX-License-Identifier: MIT" && exit 0
