@@ -36,7 +36,8 @@ EOC
 # The SVA stays root unless MORE SETTINGS names a user (or SVA_NO_USER=1
 # leaves the setting out): with a system user epsec present (the packages
 # create one) it would otherwise drop to it and lose the test's root-owned
-# files and keys.
+# files and keys. It goes last, so the line numbers tests expect in errors
+# stay what they were.
 sva_config() {
 	local user='user = "root";'
 	case "${2:-}" in *"user ="*) user= ;; esac
@@ -49,10 +50,10 @@ control = "$T/run/epsec-sva.ctl";
 mux = "tcp://127.0.0.1:$SVA_PORT";
 workers = 3;
 ${2:-}
-$user
 engine = (
 $1
 );
+$user
 EOC
 }
 
