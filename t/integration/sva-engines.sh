@@ -54,7 +54,7 @@ stop_daemons
 
 # Refusals, before anything starts.
 sva_config "  { plugin = \"$top_builddir/t/integration/wordlist_abi9.la\"; action = \"deny\"; }"
-sva_refuses "wrong ABI refused" 78 "verdict plugin ABI 9.0 refused: this epsec speaks 1."
+sva_refuses "wrong ABI refused" 78 "verdict plugin ABI 9.1 refused: this epsec speaks 1."
 sva_refuses "wrong ABI: the file is named" 78 "wordlist_abi9"
 
 sva_config "  { plugin = \"eicar\"; action = \"delete\"; },

@@ -131,7 +131,7 @@ static void wrong_major_refused(void **state)
 	assert_int_equal(epsec_loader_verdict("wrong_major", &p), -EPROTO);
 	assert_null(p);
 	assert_only_line(TEST_PLUGIN_DIR "/wrong_major.la: verdict plugin ABI 2.0 refused: "
-			 "this epsec speaks 1.0 (major versions must match)");
+			 "this epsec speaks 1.1 (major versions must match)");
 }
 
 static void newer_minor_refused(void **state)
@@ -141,7 +141,7 @@ static void newer_minor_refused(void **state)
 	assert_int_equal(epsec_loader_verdict("newer_minor", &p), -EPROTO);
 	assert_null(p);
 	assert_only_line(TEST_PLUGIN_DIR "/newer_minor.la: verdict plugin ABI 1.3 refused: "
-			 "newer than this epsec's 1.0");
+			 "newer than this epsec's 1.1");
 }
 
 static void short_struct_refused(void **state)
