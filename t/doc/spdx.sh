@@ -14,8 +14,11 @@ cd "$top_srcdir" || exit 1
 if [ -e .git ] && command -v git >/dev/null; then
 	files=$(git ls-files)
 else # a tarball: what it holds
+	# not a build inside it (distcheck's _build/), nor what configure and
+	# make generate in place
 	files=$(find . -path ./autom4te.cache -prune -o -path ./build-aux -prune -o -path ./m4 -prune \
-		-o -type f -print | sed 's|^\./||')
+		-o -path './_build*' -prune -o -path './build*' -prune \
+		-o -type f ! -name config.h ! -name '*.pb-c.[ch]' -print | sed 's|^\./||')
 fi
 bad=0 n=0
 for f in $files; do
