@@ -202,6 +202,7 @@ EOC
 DEBUG_LEVEL = 4;
 DEBUG_DEST = 3;
 id = "bench-sva";
+user = "root";
 control = "$T/run/epsec-sva.ctl";
 mux = "unix://$T/run/sva.sock";
 workers = $(nproc);

@@ -21,6 +21,7 @@ cat >"$T/run/epsec-sva.conf" <<EOC
 DEBUG_LEVEL = 6;
 DEBUG_DEST = 3;
 id = "real-sva";
+user = "root";
 control = "$T/run/epsec-sva.ctl";
 mux = "$SVA_URI";
 $(plaintext mux "$SVA_URI")

@@ -23,6 +23,7 @@ EOC
 DEBUG_LEVEL = 6;
 DEBUG_DEST = 3;
 id = "test-sva";
+user = "root";
 control = "$T/run/epsec-sva.ctl";
 mux = "unix://$T/run/sva.sock";
 workers = 8;

@@ -34,10 +34,15 @@ EOC
 }
 
 # sva_config ENGINES [MORE SETTINGS]: ENGINES is the body of `engine = (...)`.
+# The SVA stays root unless MORE SETTINGS names a user (or SVA_NO_USER=1
+# leaves the setting out): with a system user epsec present (the packages
+# create one) it would otherwise drop to it and lose the test's root-owned
+# files and keys. It goes last, so the line numbers tests expect in errors
+# stay what they were.
 sva_config() {
-	# The test's sockets and files are root's alone: root, unless told.
-	local extra="user = \"root\"; ${2:-}"
-	case ${2:-} in *"user ="* | "# no user setting") extra=$2 ;; esac
+	local user='user = "root";'
+	case "${2:-}" in *"user ="*) user= ;; esac
+	[ -z "${SVA_NO_USER:-}" ] || user=
 	cat >"$T/run/epsec-sva.conf" <<EOC
 DEBUG_LEVEL = 6;
 DEBUG_DEST = 3;
@@ -46,10 +51,11 @@ control = "$T/run/epsec-sva.ctl";
 mux = "tcp://127.0.0.1:$SVA_PORT";
 mux_options = { tcp = { insecure_plaintext = true; }; };
 workers = 3;
-$extra
+${2:-}
 engine = (
 $1
 );
+$user
 EOC
 }
 

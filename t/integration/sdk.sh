@@ -39,6 +39,7 @@ submake -s -C "$top_builddir" install \
 	libdir="$P/lib" includedir="$P/include" sysconfdir="$P/etc" localstatedir="$P/var" \
 	runstatedir="$P/run" datarootdir="$P/share" datadir="$P/share" mandir="$P/share/man" \
 	docdir="$P/share/doc/epsec" systemdsystemunitdir="$P/lib/systemd/system" \
+	tmpfilesdir="$P/lib/tmpfiles.d" initddir="$P/etc/init.d" logrotatedir="$P/etc/logrotate.d" \
 	>>"$T/install.log" 2>&1
 check "make install prefix=$P" test $? -eq 0
 [ -x "$P/sbin/epsec-sva" ] || { fail "nothing installed"; finish; exit 1; }

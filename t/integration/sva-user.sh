@@ -91,7 +91,7 @@ check "... and says so in status" jqe '.user == "root"' < <(sva_status)
 check "... without the warning" sh -c "! grep -q 'running as root' '$T/sva.log'"
 stop_daemons
 
-sva_config "$engines" "# no user setting"
+SVA_NO_USER=1 sva_config "$engines"
 start_mux_sva || exit 1
 if getent passwd epsec >/dev/null; then
 	check "no user setting: the epsec user" \

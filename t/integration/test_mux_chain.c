@@ -549,6 +549,31 @@ static void test_zmtp_silent_dropped(void **state)
 	close(fd);
 }
 
+/* SIGHUP (logrotate's postrotate, `service epsec-mux reload`) reopens the
+ * agents' log files: after a rename the next line goes to a new file. */
+static void test_agent_log_reopen(void **state)
+{
+	struct chain *ch = *state;
+	struct peer *a = peer_new();
+	char path[256], rotated[272];
+
+	join(a, ch->agents_uri, EPSEC__ROLE__ROLE_AGENT, "host-rot");
+	send_log(a, EPSEC_LOG_WARNING, "before rotation");
+	pump(NULL, NULL, 200);
+	snprintf(path, sizeof(path), "%s/agents/host-rot.log", ch->dir);
+	snprintf(rotated, sizeof(rotated), "%s.1", path);
+	assert_true(file_has(path, "before rotation\n"));
+	assert_int_equal(rename(path, rotated), 0);
+	assert_int_equal(kill(ch->pid, SIGHUP), 0);
+	pump(NULL, NULL, 200);
+	send_log(a, EPSEC_LOG_WARNING, "after rotation");
+	pump(NULL, NULL, 200);
+	assert_true(file_has(path, "after rotation\n"));
+	assert_false(file_has(path, "before rotation"));
+	assert_false(file_has(rotated, "after rotation"));
+	peer_free(a);
+}
+
 static void test_status(void **state)
 {
 	struct chain *ch = *state;
@@ -611,6 +636,7 @@ int main(void)
 		T(test_agent_id_taken),
 		T(test_agent_log_rate),
 		T(test_zmtp_silent_dropped),
+		T(test_agent_log_reopen),
 		T(test_status),
 	};
 

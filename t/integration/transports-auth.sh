@@ -65,6 +65,7 @@ cat >"$T/run/epsec-sva.conf" <<EOC
 DEBUG_LEVEL = 7;
 DEBUG_DEST = 3;
 id = "test-sva";
+user = "root";
 control = "$T/run/epsec-sva.ctl";
 mux = "$sva_uri";
 mux_options = { tcp = { curve_server_key = "$K/mux.pub"; curve_key = "$K/sva1.key"; }; };

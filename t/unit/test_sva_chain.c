@@ -339,7 +339,7 @@ static void write_configs(struct chain *c, const char *engines)
 		 tmp, tmp, c->port, tmp);
 	write_file("mux.conf", text);
 	snprintf(text, sizeof(text),
-		 "DEBUG_LEVEL = 6;\nDEBUG_DEST = 3;\nid = \"chain-sva\";\n"
+		 "DEBUG_LEVEL = 6;\nDEBUG_DEST = 3;\nid = \"chain-sva\";\nuser = \"root\";\n"
 		 "control = \"%s/sva.ctl\";\nmux = \"tcp://127.0.0.1:%d\";\nworkers = 3;\n"
 		 "mux_options = { tcp = { insecure_plaintext = true; }; };\n"
 		 "engine = (\n%s\n);\n",
