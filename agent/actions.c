@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Actions on files the SVA found infected after a write: delete or
  * quarantine, each only if the path still names the inode that was
  * scanned. Deny needs nothing here: the write already happened. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What a verdict does to a file after its write (close_write, sweep):
  * delete, quarantine, or nothing. The file must still be the one that
  * was scanned. */

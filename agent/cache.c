@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The verdict cache and the kernel's copy of it (fanotify ignore marks).
  * Ignore marks live here rather than in fanotify.c because their whole
  * life is the cache's: placed after a clean answer, dropped by the kernel

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The verdict cache, ours and the kernel's: verdicts keyed by what a write
  * changes (dev, ino, size, mtime, ctime) and by the SVA's signature
  * generation, and fanotify ignore marks that spare clean files the round

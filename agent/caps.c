@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The capabilities vsep keeps after start-up, and why each one: an agent
  * that reads every protected file for a scanner should be able to do
  * nothing else. libcap-ng does the capset(2) and bounding-set work. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vsep keeps only the capabilities it uses once it runs: the fanotify
  * group and the first marks are in place by then. */
 #ifndef VSEP_CAPS_H

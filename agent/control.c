@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Answers epsecctl on vsep's control socket. The status reply is the chain
  * contract's: mux link, what is marked and how, the counters, in flight. */
 #include "config.h"

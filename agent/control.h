@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vsep's control socket: the status, version and log-level commands that
  * epsecctl sends (one JSON object per line; libcore/ctl.c does the I/O). */
 #ifndef VSEP_CONTROL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The agent's half of a detection record: what it did about the file and
  * how that went, as one JSON object in a LOG message of source "detection"
  * (an old mux writes it to the agent's log like any line). The mux adds

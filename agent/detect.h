@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Detections: every file an engine found is one structured record (time,
  * path, engine, signature, action taken, its result) sent to the mux, which
  * writes one detections log for all guests and runs on_detect. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* All of fanotify for vsep: the group, marks that cover only the protected
  * trees (so the rest of the machine never waits on us) and keep covering
  * them as directories and mounts come and go, reading events and writing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every fanotify call vsep makes: the group, the marks on the protected
  * trees (and what keeps them right as directories and mounts come and go),
  * reading events and writing the one answer each permission event gets. */

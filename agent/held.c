@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The held events table and the one function every event ends in. An
  * entry leaves the table under the lock before anything else happens to
  * it, so whoever removed it is its only owner: that is what makes "every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Held events: every event sent to the mux waits here, by req_id, until its
  * verdict, an ERROR, its deadline, a disconnect or shutdown ends it. Every
  * event ends in vsep_event_end, held or not: the one place where a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vsep, the thin agent: options, the vsep.conf schema, start-up in an
  * order that reports every failure on the terminal before detaching, the
  * runbook's DEBUG_LEVEL/DEBUG_DEST re-read, and a stop that answers every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The connection to the mux, owned by the loop thread. Workers and the log
  * hook never touch the link: they append to an outbox and wake the loop,
  * which sends. A lost link ends every held event by policy at once, and

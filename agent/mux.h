@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The agent's connection to the mux: connect and reconnect with capped
  * backoff, HELLO/WELCOME, EVENTs out, READ/VERDICT/ERROR in, and LOG lines
  * for DEBUG_DEST=2. Runs on the loop thread; workers and the log hook hand

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The quarantine (quarantine.h): every file operation on quarantine_dir.
  * A record is written before its content moves in and removed after the
  * content leaves, so whatever is in the directory is accounted for; a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The quarantine: infected files moved out of everyone's reach into
  * quarantine_dir (0700, the agent's), each kept as ID.data (mode 0400)
  * beside ID.json, the record of where it came from and what found it. */

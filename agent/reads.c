@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* READs from the SVA, answered by a thread of their own (reads.h says why):
  * one at a time, in the order they came, each result posted back to the
  * loop, which sends it if the link it was asked on is still the one up. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* READs from the SVA are answered off the loop thread: a pread of a file on
  * a mount that hangs (NFS, FUSE) must not stop the loop that delivers
  * verdicts and ends events at their deadline. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The backlog of files let pass unscanned (unscanned.h). One table by
  * dev/ino, in arrival order; one thread that offers due files to the
  * workers as sweeps while the chain answers, and saves the table to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The files vsep let pass without a verdict (the chain was away, slow or
  * overloaded, or the engines could not decide): remembered by dev/ino and
  * path, scanned again once a verdict path is back, and kept in state_dir

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What every part of vsep shares: its settings (vsep.conf), the shape of
  * one fanotify event while the agent owns it, how events end, and the
  * counters `epsecctl status` shows. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The thread that keeps vsep's marks right: it drains the directory-entry
  * group (new directories: marked, then their files swept through the
  * workers) and follows the mount table, which the kernel flags with

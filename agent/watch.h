@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Keeping the marks right while vsep runs: new directories of inode-marked
  * trees are marked as they appear and swept once, new mounts under a
  * protected path get their own mount mark (agent/fanotify.c places them). */

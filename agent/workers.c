@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reader thread and worker threads (fapolicyd's shape): the reader never
  * blocks on anything but short locks, so our own opens, files the verdict
  * cache knows clean and a full queue are answered at once; workers do the

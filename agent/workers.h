@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The threads between the kernel and the mux: one reader drains the
  * fanotify group into bounded per-worker queues (a process's events stay on
  * one worker), and workers turn each event into a held EVENT for the mux. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Configuration: the only file that calls libconfig. A program's whole file
  * is checked against a table before anything starts, and every mistake in
  * it is reported (one line each, "FILE:LINE: KEY: expected ...") at once. */

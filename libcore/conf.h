@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Configuration: libconfig files validated against a table before any
  * program starts. Every error is one line "FILE:LINE: KEY: expected ...";
  * the caller exits with EPSEC_EX_CONFIG. All libconfig calls live in conf.c. */

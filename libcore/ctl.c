@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control socket: a unix stream listener in the daemon's loop, one JSON
  * request per line in, one reply line out. Each client answers one request
  * at a time and is read only while its last reply is written, so a client

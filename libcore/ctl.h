@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control socket every daemon offers epsecctl: a unix stream socket,
  * one JSON object per line each way ({"cmd":"status"} -> {...}). All
  * json-c use for control lives here and in tools/epsecctl.c. */

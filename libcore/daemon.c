@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What every epsec daemon does the same way: its command line, its version
  * line, detaching, and signals. Signals arrive through a signalfd in the
  * loop, so no handler ever runs inside some thread's critical section. */

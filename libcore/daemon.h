@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What every epsec daemon does the same way: command line (-c FILE, -f, -v,
  * -h), version line, detaching, and signals turned into loop events through
  * a signalfd (so no handler runs in a random thread). */

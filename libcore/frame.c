@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stream framing: a 4-byte big-endian length, then the body. The ceiling is
  * checked on the header before anything is allocated for the body, so a
  * hostile peer cannot make us reserve memory it never sends, and output is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stream framing for stream transports (unix, vsock, vmci): each message is
  * a 4-byte big-endian length then the body, at most EPSEC_FRAME_MAX bytes.
  * Non-blocking; linked into the transport plugins (no global state). */

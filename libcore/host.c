@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one struct epsec_host of this process: what every plugin it loads
  * may call back into (logging, config error reporting and config values
  * read the way epsec's own files read them). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The struct epsec_host this program hands its plugins. */
 #ifndef EPSEC_CORE_HOST_H
 #define EPSEC_CORE_HOST_H

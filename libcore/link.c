@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Links: a connection to a peer over whatever transport its URI names. This
  * file owns the transport handle and its loop watch, decodes what arrives
  * with the peer's role (a hostile peer gets one ERROR and is dropped), and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A connection to a peer over whatever transport its URI names, speaking
  * epsec messages. The link layer owns the transport plugin handle, adds the
  * loop watch, decodes incoming messages (dropping hostile peers after an

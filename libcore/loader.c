@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Plugin loader: the only file that calls libltdl. It finds a plugin by
  * name on the search path, reads its descriptor and refuses it, with one
  * log line naming the file and both versions, when the ABI does not fit. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Plugin loader: the only file that calls libltdl. Plugins are loaded from
  * the main thread at start-up only (ltdl keeps global state). */
 #ifndef EPSEC_LOADER_H

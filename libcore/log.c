@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging for every epsec program. The level and destination are atomics so
  * the agent can change them at run time (DEBUG_LEVEL / DEBUG_DEST re-read
  * from vsep.conf) while worker threads log. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging for every epsec program: one function with printf checking,
  * syslog severities, three destinations (the runbook's DEBUG_DEST). */
 #ifndef EPSEC_LOG_H

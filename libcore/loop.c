@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The event loop: epoll over level-triggered fd watches, one timerfd per
  * timer, and an eventfd that wakes the loop for posted work and for stop.
  * Watches carry a generation in the epoll data so an event that was already

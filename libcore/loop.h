@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The event loop every daemon runs: epoll over plain fds (sockets,
  * fanotify, timerfd, eventfd) and ZeroMQ's ZMQ_FD. epoll rather than
  * zmq_poll: it scales to a thousand agent links without rebuilding a poll

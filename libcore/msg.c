@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The wire protocol: protobuf-c pack/unpack of the envelope, plus what
  * protobuf cannot say: which role may send which message, and which field
  * values make sense. A message refused here never reaches a daemon. */

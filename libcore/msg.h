@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The wire protocol: libcore/epsec.proto compiled by protobuf-c, wrapped
  * so the rest of epsec speaks in envelopes and roles. Decoding checks the
  * semantics, not just the bytes: a message that parses but makes no sense

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stream-socket links for the unix, vsock and vmci transports: one copy of
  * the framing, accept and allow-list code, so each of those plugins only
  * knows its address family. */

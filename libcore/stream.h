@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Stream-socket links shared by the unix, vsock and vmci transports: framing
  * over a non-blocking socket, and accept with an allow-list on the id the
  * kernel vouches for (SO_PEERCRED uid, AF_VSOCK CID). Linked into those

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The X_options groups of configuration files (see topts.h): checked here
  * against the URIs they go with, and recorded per URI for the link layer,
  * so no daemon has to carry transport options around itself. */

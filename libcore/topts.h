@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transport options in configuration files: next to any URI setting X (such
  * as the mux's `agents`, the agent's `mux`), an optional group X_options
  * holds one group per scheme, handed to the transport of each of X's URIs

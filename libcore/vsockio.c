@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* AF_VSOCK for the vsock and vmci transports: one copy of the address
  * parsing, options, listen and connect, so vsock.c and vmci.c only say
  * which options they take and what they require of the machine. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* AF_VSOCK links for the vsock and vmci transports, which differ only in the
  * kernel transport underneath (virtio/hyper-v vs VMware VMCI) and in which
  * options they take: "CID:PORT" addresses, the allow_cids list, connect

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-agent log files of DEBUG_DEST=2. An agent names itself, so its id
  * is made safe before it becomes a file name, and its text is made one
  * line before it is appended. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The agents' own log lines (DEBUG_DEST=2, "log on the host"): one file per
  * agent id under agent_log_dir, one line per LOG message. */
 #ifndef EPSEC_MUX_AGENTLOG_H

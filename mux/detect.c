@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Detections: the agent's record completed with who sent it, one line
  * appended to detections_log, a notice, and on_detect run with the fields
  * in its environment (as clamd's VirusEvent, but by posix_spawn with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Detections on the mux host: one JSON line per detection in
  * detections_log (every guest's in one place), a notice in syslog, and the
  * on_detect command run for each, never through a shell. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Percentiles of the latency window, computed on demand: sorting 4096
  * integers costs well under a millisecond, once per status request, and
  * keeps the per-verdict cost to one store. */

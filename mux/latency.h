@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The mux's routing latency: the time from an agent's EVENT arriving to
  * its VERDICT being forwarded, over the last MUX_LATENCY_WINDOW events.
  * A ring of samples: one store per verdict on the hot path, percentiles

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An intrusive circular doubly linked list: O(1) unlink from the middle,
  * which the routing records (on three lists at once) and the peer lists
  * need. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-mux: command line, configuration, start and stop. The routing
  * itself lives in mux.c; this file decides what runs and in which order
  * (nothing starts unless the whole configuration is valid). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The mux's uint64 hash map. Linear probing keeps a probe in one or two
  * cache lines; backward-shift deletion keeps chains short under the
  * constant insert/delete churn of in-flight events. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A uint64 -> pointer hash map for the mux's routing tables: open
  * addressing, linear probing, backward-shift deletion, so lookups stay
  * O(1) with 100k events in flight and nothing is ever tombstoned. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-mux's connections: HELLO/WELCOME with every peer, then events,
  * reads and verdicts passed between agents and SVAs. route.c decides who
  * owns what; this file only talks. Whatever a message changes in the

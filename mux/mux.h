@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-mux's program state: settings, endpoints, connected peers and the
  * counters the control socket reports. Internal to the mux. */
 #ifndef EPSEC_MUX_MUX_H

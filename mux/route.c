@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The mux's routing state: in-flight event records indexed by mux id and
  * by (agent, req_id), the SVA pool with least-loaded choice, and the two
  * time-ordered lists (live by dispatch time, dead by time of death) that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The mux's routing state, without any I/O: which agent and which SVA own
  * each in-flight event, which SVA gets the next one, what timed out. Kept
  * apart from the connections so it can be tested on its own.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-mux's control socket replies: status (the chain contract's JSON),
  * version and log-level, from a table of commands. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ClamAV engine: libclamav scanning content it reads through
  * epsec_file->pread (cl_fmap_open_handle), so a remote file is scanned in
  * place, never copied whole first. Reload compiles a new engine beside the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The EICAR engine: detects the anti-virus test file exactly as EICAR
  * defines it, so the runbook's end-to-end check (save an EICAR file, see it
  * disappear) works with no signature database at all.

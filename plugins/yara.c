@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The YARA engine: rule files and directories (source or precompiled,
  * read recursively) compiled into one shared set with the operator's and
  * the per-file external variables, a YR_SCANNER per scanning thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The scan workers' seccomp filter (all of libseccomp is here). Workers
  * run engines on hostile content: whatever an exploited parser would do
  * next (run a program, open a network socket or listen, debug or join

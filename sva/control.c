@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-sva's answers on its control socket (status, version, log-level,
  * reload), in the JSON shape every epsec daemon shares. Runs on the main
  * loop's thread while workers scan and reloads run: it reads only atomics

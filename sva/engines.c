@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-sva's engines: checks the `engine` list, loads and opens each
  * verdict plugin with its own options group, runs them in order on a file
  * and reloads them. An engine that cannot decide never turns into a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-sva's engines: the `engine` list of its config, each a verdict
  * plugin with an action, run in order on every event, and reloaded (each
  * plugin's own reload) off the scan path. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libepsec's events, on the worker side: the file an engine scans (read
  * from the fd the agent passed when it is on this host; otherwise inline
  * bytes first, the rest pulled from the agent with READ/DATA through the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-sva, the reference scanner appliance: checks its whole config,
  * opens its engines and its control socket as root, becomes its
  * unprivileged user, then connects to the mux through libepsec and runs N

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-sva's signature reloads (SIGHUP, `epsecctl reload`): each engine's
  * own reload, one run at a time on a thread of its own so that scans and
  * the main loop go on meanwhile, then the generation bump that makes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the two halves of libepsec share: session.c (the network thread,
  * handshake, reconnects) and event.c (events, pread through the mux,
  * verdicts). Not installed: partners only see include/epsec/epsec.h. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libepsec's session: one network thread per session keeps a link to the
  * mux (HELLO/WELCOME, reconnect with capped backoff), queues incoming
  * EVENTs for workers, completes their preads with DATA and sends what they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-sva's state, shared by main.c (which runs it), control.c (which
  * reports it on the control socket), reload.c (signature reloads and the
  * generation) and user.c (dropping root). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-sva gives up root once its plugins and sockets are open: it parses
  * hostile content, so a bug in an engine must not be a bug running as
  * root. Signature databases may stay readable by root only for the start;

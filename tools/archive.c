@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* All of libarchive for epsecctl: a gzip'd ustar of in-memory entries,
  * mode 0600 (a bundle holds logs and configs). Without libarchive every
  * call says -ENOTSUP and the command names the package to install. */

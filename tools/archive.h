@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The support bundle's tar.gz (archive.c, the only file that calls
  * libarchive): entries are whole buffers, added in order. */
 #ifndef EPSECCTL_ARCHIVE_H

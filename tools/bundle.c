@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl support-bundle -o FILE: one tar.gz for a ticket. What the
  * daemons say about themselves (version, status, effective config with
  * secrets removed, quarantine index), recent logs, kernel and fanotify

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl compat: every component reachable from here, with version,
  * build, protocol range and plugin ABI, and one verdict per pair. The mux
  * knows every agent and SVA that said HELLO to it, on any host, and the

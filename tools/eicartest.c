@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl eicar-test DIR: the runbook's EICAR check, timed. A clean file
  * must open; an EICAR file closed after its write must get the action; an
  * EICAR file the chain never saw finished (as one that was already there)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl, the operator's command: asks the daemons' control sockets
  * (vsep, epsec-mux, epsec-sva) and prints the chain for a human, or as
  * JSON. One table of commands; each daemon answers one JSON line. */

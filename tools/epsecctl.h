@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl commands that live in their own file (scan, keygen, quarantine):
  * each gets its own arguments and where the control sockets are, and
  * returns the process's exit status. */

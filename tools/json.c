@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reading the daemons' replies: each is data from another process, so a
  * missing key or a wrong type gives a harmless default, never an abort. */
 #include "config.h"

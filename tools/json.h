@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl's accessors for the daemons' JSON replies (json.c): absent keys
  * and wrong types read as NULL, "?", 0 or false. */
 #ifndef EPSECCTL_JSON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl keygen NAME: a ZeroMQ CURVE key pair for tcp:// links, written
  * as NAME.key (both keys, 0600) and NAME.pub (public key, 0644) in czmq's
  * zcert layout, which transports/curve.c reads. Never overwrites a key. */

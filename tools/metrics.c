@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl metrics: every running daemon's status in the Prometheus text
  * exposition format (0.0.4), for node_exporter's textfile collector or a
  * scrape wrapper. Counters are what the daemons count (monotonic, _total);

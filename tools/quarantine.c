@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl quarantine list | restore ID | delete ID: what vsep moved into
  * its quarantine_dir, asked of vsep's control socket. vsep does the file
  * work itself (as root, in a directory only it may enter). */

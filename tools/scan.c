@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl scan FILE...: on-demand scans through the chain (clamdscan's
  * job). epsecctl joins the mux as a short-lived agent of its own, sends one
  * ONDEMAND EVENT per file and answers the SVA's READs from the file: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsecctl top: the chain at a glance, refreshed every second on a plain
  * terminal (clear and home, no curses): each daemon's state and every
  * counter with its rate per second since the last screen. */

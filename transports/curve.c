@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CURVE for the tcp transport: key files, their options, and the one ZAP
  * handler of the process (ZeroMQ allows one per context), which answers
  * for every CURVE listener by ZAP domain. It runs in its own thread: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ZeroMQ CURVE for tcp.la: key files and options, and the ZAP handler that
  * decides which client keys a listener lets in. Without a ZAP handler a
  * CURVE server accepts any client that knows its public key, so a listener

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcp:// transport over ZeroMQ: the mux binds a ROUTER, SVAs connect DEALERs,
  * so SVAs on any host come and go without the mux knowing them in advance.
  * A ROUTER carries every peer on one socket; this file splits it into one

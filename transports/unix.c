@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unix:// transport: AF_UNIX stream sockets carrying libcore's length-prefixed
  * frames (libcore/stream.c). The peer is named by SO_PEERCRED, which the
  * kernel vouches for, so it serves for authorization (allow_uids), not only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmci:// transport: VMware VMCI sockets. On Linux these are AF_VSOCK over
  * the VMCI transport (vmw_vsock_vmci_transport on vmw_vmci), so this is
  * vsock:// (libcore/vsockio.c) plus what VMCI adds: the device must be

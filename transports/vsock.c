@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vsock:// transport: AF_VSOCK stream sockets between a VM and its host (or
  * between VMs) on virtio, Hyper-V or loopback. All the work is shared with
  * vmci:// in libcore/vsockio.c; peers are named and allowed by CID. */

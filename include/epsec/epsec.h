@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libepsec: the partner SDK (EPSecLib). A scanner appliance connects to a
  * mux, receives file events from agents, reads file content through the
  * agent that holds the file, and answers verdicts.

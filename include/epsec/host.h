@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The services a host program offers its plugins (verdict and transport).
  * A plugin links against nothing of ours: everything it needs from epsec
  * arrives through this table, handed to it at open/listen/connect. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The verdict plugin ABI: what an engine (eicar, clamav, yara, a partner's)
  * exports and what it is given. Build with `pkg-config --cflags epsec-plugin`
  * and install into `pkg-config --variable=plugindir epsec-plugin`. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The transport plugin ABI: one plugin per URI scheme (unix, tcp, vsock,
  * vmci). A transport moves whole messages; it knows nothing of what they
  * mean. Every call is non-blocking and made from one thread at a time per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* skeleton: the epsec verdict plugin to copy when you write your own.
  *
  * It is a complete, working engine: it detects byte strings listed in a

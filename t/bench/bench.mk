@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # `make bench` (not part of make check): each script in BENCH_RUNNERS runs
 # its subjects against their baselines in one invocation and prints ratios.
 # A script that exits 77 (the machine lacks something) is reported, not failed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The benchmark's baseline for the clamav engine: libclamav called
  * directly (cl_scandesc on each file) with the scan options the plugin
  * uses, on N threads sharing one engine. Reads file names from stdin, one

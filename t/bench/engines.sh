@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # make bench: the clamav and yara engines through the whole chain against
 # their libraries used directly, on the same generated corpus and the same
 # signatures, in this one invocation. Two ways through the chain:

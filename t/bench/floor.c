@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The floor: a do-nothing fanotify listener that allows every held open at
  * once. No agent that holds opens can be faster, so the benchmark runs it
  * beside vsep and reports our distance from it. With -i it also sets an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Writes the benchmark corpus: N files of 1..256 KiB (sizes and bytes from a
  * fixed-seed generator, so every run scans the same thing) spread over
  * directories of 100 files each. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # make bench: epsec-mux's routing with synthetic agents (mux_agents, the
 # real protocol on unix://) and a null engine (mux_sva -m null: a libepsec
 # appliance that answers ALLOW at once, over tcp://): events per second and

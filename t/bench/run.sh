@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # make bench: untar a corpus onto a tmpfs and read it back (twice, then once
 # more after the agent restarts), with no agent, with the do-nothing listener
 # (the floor), with the floor plus ignore marks, with the epsec chain (eicar,

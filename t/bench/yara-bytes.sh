@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # make bench: what the SVA reads (status content.bytes_read) for one large
 # file, as a multiple of its size, with the yara engine, for several sizes,
 # with fd passing (unix) and through READ over tcp (content staged once).

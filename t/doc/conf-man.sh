@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The section 5 man pages against the daemons' schema tables: every key a
 # daemon accepts has an entry ".BR key \" (type)\"" in its page, with the
 # type (and integer range) the table enforces, a default (or "Required."

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the config fuzzer's per-daemon wrappers (conf_vsep.c, conf_mux.c,
  * conf_sva.c) offer it: each runs one daemon's own schema and load path,
  * compiled from the daemon's main.c, on a file. */

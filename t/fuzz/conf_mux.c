@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-mux's configuration as the mux loads it (its own schema and
  * defaults in mux/main.c), for fuzz_conf. */
 #include "config.h"

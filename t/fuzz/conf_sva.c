@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* epsec-sva's configuration as the SVA loads it (its own schema, the
  * engine list and the user in sva/main.c), for fuzz_conf. */
 #include "config.h"

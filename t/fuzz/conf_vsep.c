@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vsep's configuration as vsep loads it (its own schema, defaults and
  * checks in agent/main.c), for fuzz_conf. */
 #include "config.h"

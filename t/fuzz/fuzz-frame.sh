@@ -1,3 +1,4 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make check: a short run of the frame fuzzer (run-fuzz.sh).
 exec "${top_srcdir:-.}/t/fuzz/run-fuzz.sh" frame

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/fuzz/fuzz.mk: libFuzzer targets. They are built with $(CLANG) whatever CC
 # is (automake cannot switch compilers per target), straight from the
 # sources they exercise, only when a test needs them; run-fuzz.sh skips

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the configuration loader: the input is a config
  * file, loaded with each daemon's real schema and start-up checks (vsep,
  * epsec-mux, epsec-sva, see conf_*.c) and peeked as vsep re-reads it. What

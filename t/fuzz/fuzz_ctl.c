@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the control socket (ctl.c) as a daemon serves it:
  * the input is what one client sends, in random pieces, to a real
  * listener in a real loop, with a handler table like the daemons' (one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the stream framer (frame.c) as the links use it: a
  * script of writes (raw bytes, hostile headers, whole frames through a
  * sending framer, fds passed with SCM_RIGHTS) and reads over a real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the wire decoders: frame parsing over a byte stream
  * and message decoding for every role, with the property that whatever is
  * accepted re-encodes and decodes the same way (the mux forwards it). */

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # run-fuzz.sh TARGET: runs t/fuzz/fuzz_TARGET for FUZZ_SECONDS (5) on a copy
 # of its kept corpus (t/fuzz/corpus/TARGET), as make check does; a crash is
 # kept in the build tree's t/fuzz/. Skipped (exit 77) when configure found

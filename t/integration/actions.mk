@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Actions on infected files (deny on exec, delete, quarantine and its
 # round trip through epsecctl) and epsecctl scan, clamdscan's job.
 ACTIONS_TESTS = \

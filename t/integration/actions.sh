@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # What vsep does to infected files, real daemons and real fanotify on
 # tmpfs in a private mount namespace: exec refused (file left), delete
 # after a write, and quarantine after a write with its round trip through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The writer of the burst test: PROCS processes write N files each into
  * DIR at once (so their close-after-write events come in a burst), every
  * EVERY-th of them with the bytes of SAMPLE (the EICAR file the script

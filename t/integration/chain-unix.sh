@@ -1,2 +1,3 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 exec "$(dirname "$0")/chain.sh" unix

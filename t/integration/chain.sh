@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole chain, real daemons, real fanotify on a tmpfs in a private mount
 # namespace: agent -> mux -> SVA (eicar engine) over the transport given as
 # $1 (unix or tcp). With unix the protected path is the tmpfs itself (a

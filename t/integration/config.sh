@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Every daemon refuses a wrong config before starting: one line
 # "FILE:LINE: KEY: what was expected", exit status 78 (EX_CONFIG).
 set -u

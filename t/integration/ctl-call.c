@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sends one request to a daemon's control socket and prints the reply as
  * one JSON line, for the tests that need the whole reply (epsecctl prints
  * it for humans). Usage: ctl-call SOCKET CMD [TIMEOUT_MS]. Exit 0 when a

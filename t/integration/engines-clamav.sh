@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The clamav engine through the whole chain (vsep -> epsec-mux -> epsec-sva,
 # fanotify on a tmpfs in a private mount namespace), with a ClamAV database
 # generated here and Debian's clamav-testfiles when installed. Every file's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The yara engine on files of any size and on rule sets as public ones are
 # written, through the whole chain, against the `yara` command:
 #  - files over whole_file_max (1M here) are scanned whole (the fd the agent

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A YARA rule too slow for a file's deadline is an engine error, never a
 # clean: on a generated file, a rule quadratic in its size hits libyara's
 # timeout, which follows from the event's deadline. `epsecctl scan` says

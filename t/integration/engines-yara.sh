@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The yara engine through the whole chain (vsep -> epsec-mux -> epsec-sva,
 # fanotify on a tmpfs in a private mount namespace): rules with text and hex
 # strings, conditions and an include; every file's verdict must name the

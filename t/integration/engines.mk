@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # engines tests (fragment owned by one part of the work; see t/Makefile.inc)
 # The clamav and yara verdict plugins: unit tests through the real loader
 # (cmocka), the whole chain compared with clamscan and yara, a benchmark.

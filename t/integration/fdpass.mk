@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/integration/fdpass.mk: file descriptor passing end to end. The test
 # starts the real mux/epsec-mux with agents and SVAs on unix:// and plays
 # both over libcore's links, and runs mux_sva (mux.mk) as a real libepsec SVA.

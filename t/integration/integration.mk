@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Integration scripts: real daemons, real sockets, fanotify on a tmpfs in a
 # private mount namespace. Each skips (exit 77) with the reason when the
 # machine cannot run it (no root, no unshare).

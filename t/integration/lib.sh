@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared by the integration scripts: a private mount namespace with a tmpfs,
 # real daemons from the build tree, and cleanup on every exit.
 # Scripts source this, then call ns_enter "$@" first.

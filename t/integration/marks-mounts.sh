@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Mounts under protected paths: one mounted before vsep starts, and new
 # ones mounted while it runs (under an inode-marked path and under a
 # mount-marked one) are given their own mount mark without a restart, show

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # New directories under an inode-marked protected path (a directory that is
 # not a mount point): each is marked as it appears, and what was written in
 # it before its mark landed is swept once. clamonacc misses 1-7 files in

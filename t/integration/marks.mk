@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # What vsep marks and how the marks follow the protected trees: new
 # directories marked and swept, new mounts picked up, status showing it.
 MARKS_TESTS = \

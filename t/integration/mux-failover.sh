@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # SVAs that hang or die with events in flight. 100 agents keep 2 events
 # each in flight on 3 slow SVAs (100 ms a scan, with READs). One SVA is
 # stopped (SIGSTOP: its link stays up but it misses heartbeats): the mux

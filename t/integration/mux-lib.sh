@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared by the mux tests and benchmark (after lib.sh): a run directory,
 # an epsec-mux with agents on unix:// and tcp:// and SVAs on tcp://, test
 # SVAs (mux_sva, on libepsec) and the agents program (mux_agents).

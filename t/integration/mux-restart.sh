@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Restarting epsec-mux while agents are busy, as `service epsec-mux restart`
 # does it (TERM, wait, start) and as a crash does it (kill -9, start): 100
 # test agents, the real epsec-sva and two test SVAs (libepsec), and, run as

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # 100 agents on two endpoints (unix:// and tcp://) and 3 SVAs on tcp://,
 # through the real epsec-mux. Files are larger than the inline bytes, so
 # every scan READs the rest through the mux; each agent answers only READs

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # mux tests (fragment owned by one part of the work; see t/Makefile.inc)
 # The mux at scale with real processes: mux_agents plays many agents over
 # the real transports, mux_sva is a test appliance on libepsec (the SDK).

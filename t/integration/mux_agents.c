@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Many test agents in one process, speaking the real protocol over the real
  * transports (libcore's link layer), for the mux tests and benchmark. Each
  * agent keeps a window of events in flight; its files are synthetic

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The synthetic files of the mux tests: agent N's file for event S is the
  * text "agent-N/S;" repeated to its size, and its path is "/agent-N/S".
  * A test SVA that reads a file through the mux can tell from the path

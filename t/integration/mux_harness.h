@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The harness of the tests that run the real epsec-mux (test_mux_chain,
  * test_fdpass): agents and SVAs played over libcore's links, the loop
  * pumped until a condition or a timeout, and the mux started from a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A test scanner appliance on libepsec, the partner SDK, for the mux tests
  * and benchmark. `check` reads every file through the mux and answers
  * ALLOW only when the bytes are the ones its path names (mux_content.h),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # epsecctl support-bundle -o FILE against the real chain (vsep logging to
 # the host, DEBUG_DEST=2; the mux with a CURVE listener): one tar.gz, mode
 # 0600, with every daemon's version, status and effective config, the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # epsecctl compat against the real chain: every component with version,
 # build, protocol range and ABI, one verdict per pair, exit 0; a peer that
 # offers another protocol range (tr_probe, TR_PROBE_PROTO) is refused by

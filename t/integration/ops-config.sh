@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `DAEMON -t`: every error of a file in one run (FILE:LINE: KEY, exit 78),
 # or the effective settings with defaults filled in (exit 0) and nothing
 # started; `epsecctl config` asks running daemons for the same, with the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Detections on the real chain: each is one JSON line in the mux's
 # detections_log (time, agent, path, engine, signature, action, result), a
 # notice in the mux's log, and on_detect run with the fields in its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # epsecctl eicar-test DIR against the real chain on a tmpfs: passes with
 # each action (delete, quarantine, deny), in under a second, leaving
 # nothing; fails (exit 1) on a directory vsep does not protect and when the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # epsecctl metrics (Prometheus text format, checked by promtool from
 # Debian's prometheus package when it is installed) and epsecctl top (two
 # screens, a second apart, with rates) against the real chain.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Operators' commands (issue 15): daemons' -t, epsecctl config, eicar-test,
 # compat, support-bundle; the real daemons, as the runbook uses them.
 OPS_TESTS = \

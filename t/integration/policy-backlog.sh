@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Nothing passes unscanned because the chain was away: a file written while
 # the SVA is down, or opened then by on_disconnect's "allow", is remembered
 # and scanned once an SVA is back (an infected one gets its action, with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A burst lets nothing through: three writers close 30,000 files at once in
 # the protected tree (300 of them EICAR files) while 16 processes open a
 # file known to be infected. The kernel's queue is unlimited, so no open

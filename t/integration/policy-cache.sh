@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # vsep's verdict cache and ignore marks, on the real chain: the second open
 # of an unchanged file makes no request; a write, a touch and a new
 # signature generation each bring the request back. With ignore marks the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A file the engines could not scan is never called clean: an engine error
 # is its own outcome end to end (VERDICT.error, vsep's on_error, counted,
 # one warning per file, never cached, `epsecctl scan` says ERROR and exits

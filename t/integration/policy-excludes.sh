@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Excludes and the size limit on the real chain, against an EICAR file the
 # SVA denies: an excluded path, an excluded uid (setpriv as another user),
 # an excluded executable (a copied binary, configured through a symlink so

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A flood against a small agent: 20,000 opens by 48 processes against a
 # queue of 16, 2 workers and 16 held events, the cache off so each open is
 # an event. No hang, no fd leak (vsep's /proc/PID/fd before and after),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared by the policy-*.sh scripts (after lib.sh): the chain over unix
 # sockets with vsep settings and SVA engines of the test's choosing, and
 # quick readers for the daemons' counters.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A storm of signature generations opens no window: while the SVA reloads
 # again and again (each reload a new generation, each making vsep drop its
 # cached verdicts and ignore marks), four processes open a file known to

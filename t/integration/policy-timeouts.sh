@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Nothing waits on a scanner that is slow, stopped or gone: the SVA slower
 # than scan_timeout_ms, the SVA stopped mid-scan, the SVA killed mid-scan,
 # the mux killed mid-scan and then absent. Every opener returns within the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # policy tests (fragment owned by one part of the work; see t/Makefile.inc)
 # vsep's policies when the scanner is slow, stopped or gone, under a flood
 # of opens, its verdict cache and ignore marks, excludes, max_file_size and

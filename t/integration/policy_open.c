@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The opener of the policy tests: PROCS processes open FILEs (round robin)
  * OPENS times in all and report what the kernel answered and how long the
  * slowest open took, so a script can tell "every opener returned within

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A verdict plugin for the policy tests only (never installed): a scanner
  * that takes sleep_ms to say `result` ("clean", "found" or "error") for
  * files whose path contains `match` (every file when match is ""), so the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # epsecctl scan, clamdscan's job, through a real mux and SVA (eicar
 # engine): epsecctl joins the mux as a short-lived agent and answers the
 # SVA's READs itself. Per-file lines and exit status as clamdscan's: 0 all

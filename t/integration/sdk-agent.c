@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A stand-in agent for epsec-sva's tests: connects to a mux's agent
  * endpoint, sends an EVENT per file named on the command line (content
  * from memory: the first -i bytes inline, the rest served to READs) and

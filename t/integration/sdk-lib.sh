@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared by the epsec-sva / SDK scripts (sdk.mk): a mux and an SVA from the
 # build tree, with agents on a unix socket and the SVA on tcp://127.0.0.1,
 # and two helpers: sdk-agent (events from files, one verdict line each:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/integration/sdk.mk: epsec-sva and libepsec as a vendor ships them:
 # reloads under load, engine order and refusals, dropping root, and the
 # SDK installed into a prefix with the skeleton plugin built against it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The partner SDK as a vendor meets it: epsec installed into a temporary
 # prefix (`make install prefix=...` from this build), then, with nothing
 # but PKG_CONFIG_PATH pointing there:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # epsec-sva's engines: they run in config order and the first detection
 # decides, with that engine's action; a plugin built for another ABI is
 # refused, and one whose open fails stops the SVA, each with a clear

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Reload under load: while an agent keeps 8 events in flight, the word
 # list engine's signatures change three times (the control socket's
 # reload, SIGHUP, reload again) and one reload fails. Every event must be

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # epsec-sva started as root runs as its unprivileged user once its plugins
 # and control socket are open: user = "nobody" gives uid and gid 65534
 # (real, effective, saved), no capabilities and no_new_privs, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File descriptor passing end to end through the real epsec-mux: agents and
  * SVAs both on unix:// endpoints, played by the test over libcore's links,
  * so each fd crosses the real framer, link layer and routing twice; and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* End-to-end tests of the real epsec-mux: the test starts mux/epsec-mux on
  * a unix agent endpoint and a tcp SVA endpoint, then plays agents and SVAs
  * itself through libcore's link layer, so every message crosses the real

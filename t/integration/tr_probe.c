@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A peer for the transport integration scripts: connects to a real mux
  * through the real transport plugins with the options of a file, says
  * HELLO, and reports how far it got. Also tells whether this machine has

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Links no stranger can use, on a real chain: the mux takes agents on tcp
 # (CURVE, keys from `epsecctl keygen`, allowed by a directory of .pub files)
 # and on unix (allow_uids = [ 0 ]), and SVAs on tcp (CURVE, another key

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # transports tests (fragment owned by one part of the work; see t/Makefile.inc):
 # units for the transport options (CURVE, vsock/vmci, unix allow_uids,
 # X_options in config files) and the integration scripts for CURVE and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # vsock:// end to end, where vsock://1:PORT works (a loopback transport):
 # the agent reaches the mux over AF_VSOCK and is served; a mux whose
 # allow_cids leaves the peer out refuses it and logs it. Elsewhere it skips

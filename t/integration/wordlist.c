@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A verdict plugin for epsec-sva's own tests (never installed) whose reload
  * can be watched: it detects words listed in a file ("NAME WORD" per line),
  * and reload reads the file again into a new set swapped in beside the old

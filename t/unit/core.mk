@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/unit/core.mk: unit tests of libcore's config, loop, loader and control
 # socket, and the test-only plugins the loader test refuses or accepts.
 if HAVE_CMOCKA

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the engine unit tests (test_eicar, test_clamav, test_yara): the plugin
  * loaded through the real loader beside a scratch directory, files in
  * memory behind epsec_file->pread, plugin options from a config string,

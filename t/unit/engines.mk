@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/unit/engines.mk: the verdict plugins, libepsec (the SDK) and epsec-sva.
 # Plugins load from the build tree through EPSEC_PLUGIN_PATH
 # (AM_TESTS_ENVIRONMENT), so each test depends on the plugins it loads.

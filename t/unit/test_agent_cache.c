@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit test of vsep's verdict cache: hits only for the file as it was
  * (size, mtime, ctime) at the current generation, a newer generation
  * drops everything, older verdicts are not kept, the table stays within

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit test of the held events table: every event ends exactly once (one
  * answer for permission events, fd closed) on every path: verdict, timeout
  * sweep, drain, table full; close_write delete checks the inode. The

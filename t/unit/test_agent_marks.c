@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit test of vsep's marks (agent/fanotify.c) on a real tmpfs in a
  * private mount namespace: inode and mount marks, re-marking after a flush
  * (also from several threads at once), new directories marked and swept,

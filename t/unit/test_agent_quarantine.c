@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit test of vsep's quarantine: a file moves in (by rename, and by copy
  * across filesystems), is listed with its record, comes back with its
  * content, owner, mode and mtime, never over an existing file, and can be

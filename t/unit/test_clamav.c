@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The clamav verdict plugin through the real loader, with real libclamav
  * and databases written here at run time (hash and body signatures for
  * files built in memory; EICAR joined from pieces), plus Debian's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcore/conf.c: schema validation of real files, with the exact error
  * lines an operator sees (captured through the log forward hook). */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcore/ctl.c: a real control socket served by a loop thread, talked to
  * by epsec_ctl_call and by raw clients that misbehave (bad JSON, huge
  * lines, never reading their replies). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tcp:// with CURVE, through the real tcp.la and libcore's link layer: key
  * files and their option errors (FILE:LINE), a client with an allowed key
  * served and named by its key, and clients with no key, a key not allowed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcore/daemon.c: the command line every daemon shares (checked in a
  * child, since -v/-h/bad options exit) and signals delivered through the
  * loop: SIGHUP to the callback, SIGTERM stopping the loop. */

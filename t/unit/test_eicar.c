@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The eicar verdict plugin, loaded through the real loader from the build
  * tree ($EPSEC_PLUGIN_PATH), so its descriptor is checked as epsec-sva
  * checks it. Files are in memory; the EICAR string is built at run time. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for libcore/frame.c: the pure parser and the non-blocking
  * framer over real socketpairs, fd passing (SCM_RIGHTS) included; each fd
  * test counts /proc/self/fd before and after, so a leaked fd fails it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcore/loader.c against real shared objects built beside this test:
  * one good plugin, and one for each way a descriptor must be refused,
  * with the exact line the operator reads. */

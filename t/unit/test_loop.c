@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libcore/loop.c: timers, posts and stop from other threads, and the
  * guarantee that a watch removed inside a callback gets no more events,
  * even ones already fetched in the same epoll batch. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for libcore/msg.c: every message type round trip, the role
  * table, semantic validation, and hostile bytes. */
 #include "config.h"

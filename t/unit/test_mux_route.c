@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the mux's routing state (mux/route.c) and its hash map
  * (mux/map.c): least-loaded choice, ownership checks, late messages,
  * re-dispatch, timeouts and reaping, and scale; and the latency window

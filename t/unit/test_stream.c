@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* unix:// allow_uids (SO_PEERCRED) through the real unix.la: a peer of a
  * uid not allowed is refused and logged while root is served; the option
  * errors; and the X_options groups of config files, which the link layer

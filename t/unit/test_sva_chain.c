@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The real chain from the SVA's side: epsec-mux and epsec-sva run as child
  * processes (tcp:// between them) and this test is the agent on the mux's
  * unix socket. An in-memory EICAR file (built at run time) must come back

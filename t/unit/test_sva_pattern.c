@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A verdict plugin for the chain test only (never installed): it reads the
  * whole file through pread and detects "Test-Pattern" when every byte is
  * the pattern the test's agent serves. A detection thus proves that each

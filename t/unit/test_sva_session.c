@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libepsec against a small mux made of the real link layer: a listener on
  * a unix socket that records what the SDK sends (HELLO, READ, VERDICT) and
  * answers READs from an in-memory file, fails them, ignores them, or drops

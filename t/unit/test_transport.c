@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Links over real transports: unix:// sockets and tcp://127.0.0.1 through
  * ZeroMQ, driven by link.c and the event loop, with the plugins loaded from
  * the build tree. Hostile peers are raw sockets (or a raw ZeroMQ DEALER). */

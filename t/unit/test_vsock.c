@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vsock:// and vmci:// on a machine with neither a loopback transport nor
  * a VMCI device: address parsing, options and their FILE:LINE errors,
  * buffer sizes on a real AF_VSOCK socket, and the error paths of the real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The yara verdict plugin through the real loader, with real libyara and
  * rules written here: text, hex, counted and positional strings, an
  * include, a private rule, precompiled rules, syntax errors (reported with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers of the transport option tests (see trtest.h). */
 #include "config.h"
 #include "trtest.h"

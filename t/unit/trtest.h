@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the transport option tests (test_curve, test_vsock,
  * test_stream): the real plugins from the build tree, one event loop,
  * thread-safe log capture (the ZAP handler logs from its own thread),

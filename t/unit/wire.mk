@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # t/unit/wire.mk: the wire layer (framing, protocol, links and transports).
 if HAVE_CMOCKA
 check_PROGRAMS += t/unit/test_frame t/unit/test_msg t/unit/test_transport

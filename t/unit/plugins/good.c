@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test verdict plugin with a current ABI: finds the marker "BAD-MARKER" in
  * the first 4 KiB, read through the host's pread like a real engine. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test transport for the scheme "epsectest": a complete descriptor whose
  * operations refuse politely. Built as epsectest.la (found by its scheme)
  * and as otherscheme.la (which the loader must refuse for "otherscheme"). */

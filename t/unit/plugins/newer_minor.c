@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test verdict plugin the loader must refuse: a minor ABI newer than the host's (1.3). */
 #include "config.h"
 

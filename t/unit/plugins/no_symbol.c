@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test plugin the loader must refuse: a shared object that exports a
  * near-miss of the descriptor name, not epsec_verdict_plugin. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test verdict plugin the loader must refuse: the ABI fits but the
  * mandatory scan() is missing. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test verdict plugin the loader must refuse: a descriptor shorter than ABI 1.0 needs. */
 #include "config.h"
 

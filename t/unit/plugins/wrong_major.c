@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test verdict plugin the loader must refuse: a future major ABI (2.0). */
 #include "config.h"
 
