@@ -27,7 +27,6 @@ control = "$T/run/epsec-sva.ctl";
 mux = "$SVA_URI";
 $(plaintext mux "$SVA_URI")
 workers = 2;
-user = "root";   # the test's sockets and files are root's alone
 engine = ( { plugin = "eicar"; action = "delete"; } );
 EOC
 start sva "$SVA" -f -c "$T/run/epsec-sva.conf"

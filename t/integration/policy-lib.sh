@@ -28,7 +28,6 @@ user = "root";
 control = "$T/run/epsec-sva.ctl";
 mux = "unix://$T/run/sva.sock";
 workers = 8;
-user = "root";   # the test's sockets and files are root's alone
 engine = ( $2 );
 EOC
 	{

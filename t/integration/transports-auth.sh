@@ -71,7 +71,6 @@ control = "$T/run/epsec-sva.ctl";
 mux = "$sva_uri";
 mux_options = { tcp = { curve_server_key = "$K/mux.pub"; curve_key = "$K/sva1.key"; }; };
 workers = 2;
-user = "root";   # the test's sockets and files are root's alone
 engine = ( { plugin = "eicar"; action = "delete"; } );
 EOC
 cat >"$T/run/vsep.conf" <<EOC
