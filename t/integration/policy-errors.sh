@@ -96,7 +96,11 @@ check "  vsep counted no timeout nor error for it" test "$t1" -eq $(( lost0 + lo
 # 5. Confinement: an engine doing what an exploited parser would (open a
 # socket) is killed by the workers' seccomp filter; its file is reported
 # as not scanned, and the SVA goes on with a new worker.
-if "$SVA" -t -c /dev/null 2>&1 | grep -q seccomp || grep -q '^#define HAVE_SECCOMP 1' "$top_builddir/config.h"; then
+# AddressSanitizer keeps books on every thread, and a thread the kernel
+# kills leaves them torn (the process then traps): not under ASan.
+if grep -qa __asan_init "$SVA" "$top_builddir/sva/.libs/epsec-sva" 2>/dev/null; then
+	note "built with AddressSanitizer: a thread killed by seccomp aborts it, not tested here"
+elif grep -q '^#define HAVE_SECCOMP 1' "$top_builddir/config.h"; then
 	out=$("$CTL" scan --mux "unix://$T/run/mux.sock" "$P/exploit-1" 2>&1); rc=$?
 	note "$out"
 	check "a forbidden system call while scanning: ERROR, exit 2 (got $rc)" \
