@@ -241,6 +241,7 @@ void epsec_daemon_ready(struct epsec_loop *loop)
 	unsigned long long interval = usec ? strtoull(usec, NULL, 10) : 0;
 
 	sd_notify_send("READY=1");
+	epsec_log_started();
 	/* Petting from the loop means a wedged loop stops the petting, and
 	 * systemd restarts the daemon: the watchdog watches what matters. */
 	if (interval >= 2000)

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -17,6 +18,11 @@ static atomic_int log_dest = EPSEC_DEST_STDERR;
 static _Atomic(epsec_log_forward_fn) log_forward;
 static const char *log_program = "epsec";
 static pthread_once_t syslog_once = PTHREAD_ONCE_INIT;
+/* Until the daemon serves, its errors go to stderr too, whatever
+ * DEBUG_DEST says: a start that fails after the file was read (a socket in
+ * use) must reach the terminal or the init script that started it, not
+ * only a syslog nobody is reading at that moment. */
+static atomic_bool starting = true;
 
 static const char *const level_names[] = {
 	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
@@ -60,6 +66,11 @@ enum epsec_log_dest epsec_log_get_dest(void)
 	return (enum epsec_log_dest)atomic_load(&log_dest);
 }
 
+void epsec_log_started(void)
+{
+	atomic_store(&starting, false);
+}
+
 void epsec_log_set_forward(epsec_log_forward_fn fn)
 {
 	atomic_store(&log_forward, fn);
@@ -99,6 +110,8 @@ void epsec_vlog(int level, const char *src, const char *fmt, va_list ap)
 		/* fall through */
 	case EPSEC_DEST_SYSLOG:
 		syslog(level, "[%s] %s: %s", src ? src : "-", level_names[level], line);
+		if (level <= EPSEC_LOG_ERR && atomic_load(&starting))
+			write_stderr(level, src, line);
 		return;
 	default:
 		write_stderr(level, src, line);

@@ -22,6 +22,9 @@ void epsec_log_set_level(int level);
 int epsec_log_get_level(void);
 void epsec_log_set_dest(enum epsec_log_dest dest);
 enum epsec_log_dest epsec_log_get_dest(void);
+/* The daemon serves: from now on errors go only where DEBUG_DEST says
+ * (before, a syslog destination also gets them on stderr). */
+void epsec_log_started(void);
 void epsec_log_set_forward(epsec_log_forward_fn fn);
 void epsec_log(int level, const char *src, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -177,11 +177,11 @@ static void *worker_main(void *arg)
 	int r;
 
 	atomic_store(&w->tid, (int)gettid());
-	if (sva->set.seccomp && (r = sva_confine_worker()) < 0) {
-		EPSEC_ERR("cannot confine a scan worker (seccomp): %s; it does not scan",
+	/* A kernel that refuses the filter: the worker scans unconfined, and
+	 * says so, rather than leave the appliance with nobody scanning. */
+	if (sva->set.seccomp && (r = sva_confine_worker()) < 0)
+		EPSEC_ERR("cannot confine a scan worker (seccomp): %s; it scans unconfined",
 			  strerror(-r));
-		return NULL;
-	}
 	while (!atomic_load(&sva->stop)) {
 		r = epsec_session_next(sva->session, &ev, WORKER_POLL_MS);
 		if (r == -ETIMEDOUT)
