@@ -816,7 +816,7 @@ static int hex_byte(const char *p)
 static bool parse_mark(const char *line, struct fdinfo_mark *m)
 {
 	unsigned mflags, bytes, type;
-	int off = 0, b;
+	int off = 0;
 
 	if (sscanf(line, "fanotify ino:%lx sdev:%x mflags:%x mask:%x ignored_mask:%x "
 			 "fhandle-bytes:%x fhandle-type:%x f_handle:%n",
@@ -826,7 +826,9 @@ static bool parse_mark(const char *line, struct fdinfo_mark *m)
 	m->bytes = (int)bytes;
 	m->type = (int)type;
 	for (int i = 0; i < m->bytes; i++) {
-		if ((b = hex_byte(line + off + 2 * i)) < 0)
+		int b = hex_byte(line + off + 2 * i);
+
+		if (b < 0)
 			return false;
 		m->handle[i] = (unsigned char)b;
 	}

@@ -4,11 +4,27 @@
 # daemon accepts has an entry ".BR key \" (type)\"" in its page, with the
 # type (and integer range) the table enforces, a default (or "Required."
 # when the table requires it) and an example; the page names no key the
-# daemon does not take. *_options groups go with their URI key.
+# daemon does not take. *_options groups go with their URI key. Defaults
+# that are values (numbers, booleans, choices; not paths or words) must
+# be what the daemons print with -t.
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-exec perl -w - "$top_srcdir" <<'PERL'
+top_builddir=${top_builddir:-$top_srcdir}
+# The defaults too, from what the built daemons print with -t (each key,
+# "# default" where the file leaves it out), when they are built.
+eff=$(mktemp -d /tmp/epsec-confman.XXXXXX)
+trap 'rm -rf "$eff"' EXIT
+export EPSEC_PLUGIN_PATH="$top_builddir/transports:$top_builddir/plugins"
+printf 'mux = "unix://%s/m.sock";\nprotect = [ "/tmp" ];\n' "$eff" >"$eff/vsep.conf"
+printf 'agents = [ "unix://%s/a.sock" ];\nsvas = [ "unix://%s/s.sock" ];\n' "$eff" "$eff" >"$eff/mux.conf"
+printf 'mux = "unix://%s/s.sock";\nengine = ( { plugin = "eicar"; action = "deny"; } );\n' "$eff" >"$eff/sva.conf"
+for d in agent/vsep:vsep mux/epsec-mux:mux sva/epsec-sva:sva; do
+	bin=$top_builddir/${d%%:*}
+	[ -x "$bin" ] && "$bin" -t -c "$eff/${d##*:}.conf" >"$eff/${d##*:}.t" 2>/dev/null
+done
+perl -w - "$top_srcdir" "$eff" <<'PERL'
 use strict;
 my $top = shift;
+my $eff = shift;
 sub slurp { my $f = shift; open(my $h, '<', $f) or die "$f: $!\n"; local $/; <$h> }
 
 my %typename = (INT => 'integer', BOOL => 'boolean', STRING => 'string', URI => 'URI',
@@ -55,13 +71,35 @@ sub schema {
 	return \%k;
 }
 
+# key => value of the keys `-t` printed as defaults (none when not built).
+sub defaults_of {
+	my $f = shift;
+	my %d;
+	open(my $h, '<', $f) or return \%d;
+	while (<$h>) { $d{$1} = $2 if /^(\w+) = (.*);  # default$/; }
+	return \%d;
+}
+
+# The page's "Default: X." as the value would be written, or undef where
+# it is words (\(dqsva-\(dq and the host name) or a path (prefixes differ).
+sub page_default {
+	my $text = shift;
+	my ($v) = $text =~ /^Default: (.*)\.$/m or return undef;
+	$v =~ s/\\\(dq/"/g;
+	$v =~ s/\\f[BIR]//g;
+	return undef if $v =~ m{/| } || $v eq 'none' || $v eq 'unset';
+	return $v;
+}
+
 my $bad = 0;
 my $n = 0;
+my $nd = 0;
 sub fail { print "not ok - $_[0]\n"; $bad++; }
-for (['agent/main.c', 'doc/vsep.conf.5'], ['mux/main.c', 'doc/epsec-mux.conf.5'],
-     ['sva/main.c', 'doc/epsec-sva.conf.5']) {
-	my ($src, $man) = @$_;
+for (['agent/main.c', 'doc/vsep.conf.5', 'vsep'], ['mux/main.c', 'doc/epsec-mux.conf.5', 'mux'],
+     ['sva/main.c', 'doc/epsec-sva.conf.5', 'sva']) {
+	my ($src, $man, $d) = @$_;
 	my $k = schema($src);
+	my $dflt = defaults_of("$eff/$d.t");
 	my $page = slurp("$top/$man");
 	my %entry;
 	for my $block (split /^\.TP\n/m, (split /^\.SH KEYS\n/m, $page)[1] // '') {
@@ -84,6 +122,15 @@ for (['agent/main.c', 'doc/vsep.conf.5'], ['mux/main.c', 'doc/epsec-mux.conf.5']
 			if $req && $text !~ /^Required\.$/m;
 		fail("$man: $name: no \"Default:\"") if !$req && $text !~ /^Default:/m;
 		fail("$man: $name: no \"Example:\"") if $text !~ /^Example:/m;
+		my ($pv, $dv) = (page_default($text), $dflt->{$name});
+		if (defined $pv && defined $dv && $t ne 'SIZE') {
+			$dv =~ s/^(-?\d+)L$/$1/;
+			if ($pv ne $dv) {
+				fail("$man: $name: the page says default $pv, $d -t says $dv");
+			} else {
+				$nd++;
+			}
+		}
 		$n++;
 	}
 	for my $name (sort keys %entry) {
@@ -94,6 +141,7 @@ for (['agent/main.c', 'doc/vsep.conf.5'], ['mux/main.c', 'doc/epsec-mux.conf.5']
 		fail("$man: $name is documented but $src does not take it");
 	}
 }
-print $bad ? "$bad problem(s)\n" : "ok - $n keys documented with their type, default and example\n";
+print $bad ? "$bad problem(s)\n" :
+	"ok - $n keys documented with their type, default and example ($nd defaults as the daemons print them)\n";
 exit($bad ? 1 : 0);
 PERL
