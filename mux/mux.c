@@ -512,6 +512,13 @@ static int send_generation(struct mux_conn *agent, uint64_t generation)
  * every agent hears it now, so verdicts it cached and ignore marks it
  * placed under older signatures go before the next open, not after the
  * next verdict. */
+/* A count worth a log line: its 1st, 2nd, 4th, 8th... time, so a peer
+ * that keeps doing it cannot flood the log. */
+static bool worth_saying(uint64_t n)
+{
+	return (n & (n - 1)) == 0;
+}
+
 /* Agents hear a new generation at most once a second: each one makes
  * them drop every cached verdict and ignore mark, so an SVA sending a
  * storm of them (or a verdict with a newer one each) must not make every
@@ -546,7 +553,7 @@ static bool sane_generation(struct mux *mx, struct mux_conn *sva, uint64_t gener
 	if (generation <= limit)
 		return true;
 	mx->counters.bad_generations++;
-	if ((mx->counters.bad_generations & (mx->counters.bad_generations - 1)) == 0)
+	if (worth_saying(mx->counters.bad_generations))
 		EPSEC_WARN("sva %s says signature generation %llu, far in the future: ignored "
 			   "(%llu so far)", conn_name(sva), (unsigned long long)generation,
 			   (unsigned long long)mx->counters.bad_generations);
@@ -607,7 +614,7 @@ static bool over_limit(struct mux_conn *pc, const epsec_msg *m)
 		return false;
 	pc->over_limit++;
 	pc->mux->counters.over_limit++;
-	if ((pc->over_limit & (pc->over_limit - 1)) == 0)
+	if (worth_saying(pc->over_limit))
 		EPSEC_WARN("agent %s holds %zu events and %zu inline bytes in the mux: its new "
 			   "events are refused (%llu so far; agent_max_events, agent_max_inline)",
 			   pc->id, pc->route.in_flight, pc->inline_held,
@@ -709,7 +716,7 @@ static bool log_allowed(struct mux_conn *pc)
 	}
 	pc->logs_dropped++;
 	pc->mux->counters.logs_dropped++;
-	if ((pc->logs_dropped & (pc->logs_dropped - 1)) == 0)
+	if (worth_saying(pc->logs_dropped))
 		EPSEC_WARN("%s %s logs faster than agent_log_rate (%d lines/s): %llu line(s) "
 			   "dropped so far", role_word(pc), pc->id, pc->mux->set->agent_log_rate,
 			   (unsigned long long)pc->logs_dropped);
@@ -828,7 +835,7 @@ static void duplicate_verdict(struct mux_conn *pc, uint64_t id)
 {
 	pc->duplicates++;
 	pc->mux->counters.duplicates++;
-	if ((pc->duplicates & (pc->duplicates - 1)) == 0)
+	if (worth_saying(pc->duplicates))
 		EPSEC_WARN("sva %s answered event %llu twice (%llu so far): the second answer "
 			   "is dropped", pc->id, (unsigned long long)id,
 			   (unsigned long long)pc->duplicates);
