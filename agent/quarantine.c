@@ -47,8 +47,7 @@ struct attrs {
 
 /* ------------------------------------------------------------ the directory */
 
-/* Parents as /var/lib would be (0755); the quarantine itself 0700. */
-static int make_dirs(const char *dir)
+int vsep_make_private_dir(const char *dir)
 {
 	char buf[PATH_MAX];
 	char *p;
@@ -76,7 +75,7 @@ static int open_dir(void)
 
 	if (!Q.dir)
 		return -EINVAL;
-	r = make_dirs(Q.dir);
+	r = vsep_make_private_dir(Q.dir);
 	if (r < 0)
 		return r;
 	fd = open(Q.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -52,4 +52,8 @@ struct json_object *vsep_quarantine_list(int *err);
  * reference to the reply. */
 struct json_object *vsep_quarantine_cmd(const char *cmd, struct json_object *req);
 
+/* mkdir -p of an absolute dir: parents as /var/lib would be (0755), dir
+ * itself 0700 (the quarantine, vsep's state_dir). 0 or -errno. */
+int vsep_make_private_dir(const char *dir);
+
 #endif

@@ -20,6 +20,7 @@
 #include "held.h"
 #include "log.h"
 #include "loop.h"
+#include "quarantine.h"
 
 #define EPSEC_LOG_SRC "unscanned"
 
@@ -450,22 +451,6 @@ static void *unscanned_main(void *arg)
 	return NULL;
 }
 
-static int make_dirs(const char *dir)
-{
-	char path[4096], *p;
-
-	snprintf(path, sizeof(path), "%s", dir);
-	for (p = strchr(path + 1, '/');; p = strchr(p + 1, '/')) {
-		if (p)
-			*p = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		if (!p)
-			return 0;
-		*p = '/';
-	}
-}
-
 static int open_state(const char *dir)
 {
 	size_t n = strlen(dir) + sizeof(FILE_NAME) + 2;
@@ -475,7 +460,7 @@ static int open_state(const char *dir)
 		return 0;
 	if (dir[0] != '/')
 		return -EINVAL;
-	r = make_dirs(dir);
+	r = vsep_make_private_dir(dir);
 	if (r < 0) {
 		EPSEC_WARN("state_dir %s: %s; the unscanned backlog is not kept across restarts",
 			   dir, strerror(-r));
